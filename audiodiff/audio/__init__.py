@@ -1,0 +1,12 @@
+"""Audio space: file I/O, resampling and the representations diffusion runs in.
+
+A representation (registry kind ``representation``) has ``sample_rate``, ``shape_per_frame``,
+``frames_for(seconds)``, ``seconds_for(frames)``, ``encode(wave (B, 1, S)) -> (B, *shape_per_frame,
+frames)``, ``decode(x, vocoder) -> (B, 1, S)``, ``settings()`` (what a vocoder must share) and
+``config()`` (the keywords that rebuild it).
+"""
+
+from .io import load_audio, resample, save_audio, to_mono
+from .mel import MEL_SETTING_KEYS, Mel
+
+__all__ = ["load_audio", "save_audio", "resample", "to_mono", "Mel", "MEL_SETTING_KEYS"]

@@ -1,0 +1,82 @@
+"""Audio file I/O with soundfile, resampling with torchaudio, mono mixdown.
+
+Waveforms are float32 tensors shaped ``(C, T)`` for one clip and ``(B, C, T)`` for a batch.
+soundfile (libsndfile >= 1.1) reads WAV, FLAC, OGG/Vorbis and MP3.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from ..errors import AudioError
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    mono: bool = True,
+) -> tuple[torch.Tensor, int]:
+    """Read an audio file.
+
+    Args:
+        path: a file soundfile can decode (WAV, FLAC, OGG, MP3, ...).
+        sample_rate: resample to this rate; ``None`` keeps the file's rate.
+        mono: average the channels into one.
+
+    Returns:
+        ``(waveform (C, T) float32, sample_rate)``; ``C == 1`` when ``mono``.
+
+    Raises:
+        AudioError: the file is missing, empty, or cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, ...
+        raise AudioError(f"cannot decode audio file {path}: {str(exc).splitlines()[0]}") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"audio file has no samples: {path}")
+    wave = torch.from_numpy(np.ascontiguousarray(data.T))  # (T, C) -> (C, T)
+    if mono:
+        wave = to_mono(wave)
+    if sample_rate is not None and sr != sample_rate:
+        wave = resample(wave, sr, sample_rate)
+        sr = sample_rate
+    return wave, int(sr)
+
+
+def to_mono(wave: torch.Tensor) -> torch.Tensor:
+    """Average channels: ``(..., C, T) -> (..., 1, T)``."""
+    return wave.mean(dim=-2, keepdim=True)
+
+
+def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """Band-limited resampling of ``(..., T)`` from ``orig_rate`` to ``new_rate`` (torchaudio)."""
+    if orig_rate == new_rate:
+        return wave
+    return AF.resample(wave, int(orig_rate), int(new_rate))
+
+
+def save_audio(path: str | os.PathLike, wave: torch.Tensor, sample_rate: int) -> Path:
+    """Write ``wave`` ``(C, T)`` (or ``(T,)``) as 16-bit PCM (format from the suffix, WAV by default).
+
+    Samples are clipped to [-1, 1].  Raises :class:`AudioError` if the file cannot be written.
+    """
+    path = Path(path)
+    if wave.dim() == 1:
+        wave = wave.unsqueeze(0)  # (T,) -> (1, T)
+    data = wave.detach().to("cpu", torch.float32).clamp(-1.0, 1.0).numpy().T  # (C, T) -> (T, C)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), data, int(sample_rate), subtype="PCM_16")
+    except Exception as exc:
+        raise AudioError(f"cannot write audio file {path}: {str(exc).splitlines()[0]}") from None
+    return path

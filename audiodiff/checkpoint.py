@@ -1,0 +1,101 @@
+"""Model folders (``config.json`` + ``model.safetensors``) written atomically and read without pickle.
+
+A folder is written file by file through a temporary file in the same folder, ``fsync`` and
+``os.replace``, so a crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import ModelLoadError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename (then fsync the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def tensors_to_bytes(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None = None) -> bytes:
+    """Serialise tensors with safetensors; floating tensors are cast to ``dtype`` when given."""
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().to("cpu")
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        out[k] = v.contiguous().clone()
+    return st_save(out)
+
+
+def save_folder(folder: str | os.PathLike, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
+                dtype: torch.dtype | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``folder`` (weights first, config last)."""
+    folder = Path(folder)
+    atomic_write_bytes(folder / WEIGHTS_NAME, tensors_to_bytes(tensors, dtype))
+    atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    return folder
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read ``folder/config.json``; a missing or invalid file is a :class:`ModelLoadError`."""
+    path = Path(folder) / CONFIG_NAME
+    if not Path(folder).is_dir():
+        raise ModelLoadError(f"model folder not found: {folder}")
+    if not path.is_file():
+        raise ModelLoadError(f"model folder {folder} has no {CONFIG_NAME}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object")
+    return config
+
+
+def read_tensors(folder: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict[str, torch.Tensor]:
+    """Read ``folder/model.safetensors`` (no pickle); a missing or corrupt file is a :class:`ModelLoadError`."""
+    path = Path(folder) / name
+    if not path.is_file():
+        raise ModelLoadError(f"model folder {folder} has no {name}")
+    try:
+        return st_load(path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{path} is not a valid safetensors file: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,219 @@
+"""The ``audiodiff`` command line: a thin front end over the public Python functions.
+
+Every error a user can cause prints one line ``audiodiff: error: ...`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import AudiodiffError, ConfigError
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audiodiff", description="Diffusion models of audio.")
+    parser.add_argument("--version", action="version", version=f"audiodiff {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="generate WAV files from a model")
+    gen.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
+    gen.add_argument("--out", "-o", default="out", help="output folder (default: out)")
+    gen.add_argument("--num-samples", "-n", type=_positive_int, default=1)
+    gen.add_argument("--seconds", type=float, default=None, help="clip length (default: the model's window)")
+    gen.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    gen.add_argument("--sampler", default=None, help="sampler name (see `audiodiff info --samplers`)")
+    gen.add_argument("--sampler-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                     help="sampler option, e.g. eta=0.5 (repeatable)")
+    gen.add_argument("--spacing", choices=["leading", "trailing", "linspace"], default=None)
+    gen.add_argument("--seed", type=int, default=None, help="base seed; clip i uses seed + i")
+    gen.add_argument("--vocoder", default=None, help="vocoder name (e.g. griffinlim) or trained vocoder folder")
+    gen.add_argument("--batch-size", type=_positive_int, default=16)
+    gen.add_argument("--prefix", default="clip", help="file name prefix (default: clip)")
+    gen.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
+    gen.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    gen.set_defaults(func=cmd_generate)
+
+    info = sub.add_parser("info", help="show a model's config, size and mel settings, or the registry")
+    info.add_argument("--model", "-m", default=None)
+    info.add_argument("--registry", action="store_true", help="list every registered component name")
+    info.set_defaults(func=cmd_info)
+
+    models = sub.add_parser("models", help="list the shipped models")
+    models.set_defaults(func=cmd_models)
+
+    demo = sub.add_parser("demo", help="generate a few clips from every shipped model")
+    demo.add_argument("--out", "-o", default="out")
+    demo.add_argument("--num-samples", "-n", type=_positive_int, default=2)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.empty(0, device=name)
+    except (RuntimeError, AssertionError) as exc:
+        raise ConfigError(f"device {name!r} is not available: {str(exc).splitlines()[0]}") from None
+    return name
+
+
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """Create ``out`` if needed and make sure files can be written there."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".audiodiff-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _progress(total: int, quiet: bool):
+    if quiet:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="sampling", unit="step", file=sys.stderr, leave=False)
+    return bar, (lambda info: bar.update(1))
+
+
+def write_clips(clips, model, out: Path, prefix: str, plot: bool) -> list[Path]:
+    """Save clips as ``{prefix}_{index:03d}_seed{seed}.wav`` with sidecars (and PNGs with ``plot``)."""
+    paths = []
+    for clip in clips:
+        name = f"{prefix}_{clip.metadata['index']:03d}_seed{clip.metadata['seed']}.wav"
+        log_mel = model.representation.to_log_mel(clip.features[None])[0] if plot else None  # (1, n_mels, T) -> (n_mels, T)
+        paths.append(clip.save(out / name, plot=plot, log_mel=log_mel, hop_length=model.representation.hop_length))
+    return paths
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import check_seconds, generate, inference_sigmas, resolve_sampler
+    from .hub import load
+
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    out = check_out_dir(args.out)
+    if args.plot:
+        from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
+    model = load(args.model, device=_device(args.device))
+    sampler = args.sampler or model.config["sampler"]
+    if args.sampler_arg:
+        sampler = {**({"name": sampler} if isinstance(sampler, str) else dict(sampler)), **dict(args.sampler_arg)}
+    resolve_sampler(sampler, model)  # fail before the progress bar starts
+    check_seconds(model, args.seconds)
+    steps = len(inference_sigmas(model, args.steps, args.spacing)) - 1
+    batches = -(-args.num_samples // args.batch_size)
+    bar, callback = _progress(steps * batches, args.quiet)
+    try:
+        clips = generate(model, num_samples=args.num_samples, seconds=args.seconds, steps=args.steps,
+                         sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
+                         batch_size=args.batch_size, spacing=args.spacing)
+    finally:
+        if bar is not None:
+            bar.close()
+    for path in write_clips(clips, model, out, args.prefix, args.plot):
+        print(path)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .registry import KINDS, names
+
+    if args.registry or args.model is None:
+        for kind in KINDS:
+            print(f"{kind}: {', '.join(names(kind)) or '(none)'}")
+        if args.model is None:
+            return 0
+    from .hub import load
+
+    model = load(args.model)
+    print(f"model: {args.model} ({getattr(model, 'source', '')})")
+    print(f"parameters: {model.num_parameters():,}")
+    print(f"sample rate: {model.sample_rate} Hz, window {model.seconds:g} s, at most {model.max_seconds:g} s")
+    print("mel settings: " + json.dumps(model.representation.settings()))
+    print("config:")
+    print(json.dumps(model.config, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .hub import PRETRAINED_DIR, list_models
+
+    shipped = list_models()
+    if not shipped:
+        print(f"no shipped models yet (they live in {PRETRAINED_DIR})")
+        return 0
+    for name, path in shipped.items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .hub import PRETRAINED_DIR, list_models
+
+    shipped = list_models()
+    if not shipped:
+        raise AudiodiffError(
+            f"no shipped models yet in {PRETRAINED_DIR}: train one with a recipe (see README) "
+            "and generate from its folder with `audiodiff generate --model DIR`")
+    for name in shipped:
+        gen_args = build_parser().parse_args(
+            ["generate", "--model", name, "--out", str(Path(args.out) / name), "-n", str(args.num_samples),
+             "--seed", str(args.seed), "--quiet"])
+        cmd_generate(gen_args)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="audiodiff: %(levelname)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AudiodiffError as exc:
+        print(f"audiodiff: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("audiodiff: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Conditioning: conditioners turn raw inputs (text, labels, audio) into ``Cond(emb, mask)``."""
+
+from .base import Cond
+
+__all__ = ["Cond"]

@@ -1,0 +1,164 @@
+"""Noise schedules of variance-preserving (DDPM) diffusion, expressed in ``sigma``.
+
+- ``linear``: betas linear from 1e-4 to 0.02 over 1000 steps (Ho et al. 2020, sec. 4).
+- ``cosine``: ``alpha_bar(t) = cos^2(((t/T + s) / (1 + s)) * pi/2)``, betas clipped at 0.999
+  (Nichol & Dhariwal 2021, eq. 17).
+
+A schedule owns: the table ``sigmas`` (index ``t = 0..T-1``, ascending), the net's noise input
+``c_noise(sigma)`` (the continuous timestep, interpolated in log sigma), the prior scale of
+``x_sigma`` at the start of sampling, how training draws noise levels, and the default inference
+ladders with "leading", "trailing" and "linspace" timestep spacing (Lin et al. 2024, table 2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from ..registry import register
+
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+def sigma_to_alpha_bar(sigma: torch.Tensor) -> torch.Tensor:
+    """``a = 1 / (1 + sigma^2)``: the DDPM cumulative alpha of noise level ``sigma``."""
+    return 1.0 / (1.0 + sigma**2)
+
+
+def alpha_bar_to_sigma(alpha_bar: torch.Tensor) -> torch.Tensor:
+    """``sigma = sqrt((1 - a) / a)``."""
+    return ((1.0 - alpha_bar) / alpha_bar).sqrt()
+
+
+@dataclass(frozen=True)
+class VPSchedule:
+    """Base class: a discrete VP schedule of ``num_steps`` training timesteps."""
+
+    num_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        if int(self.num_steps) < 2:
+            raise ValueError(f"num_steps must be >= 2, got {self.num_steps}")
+
+    # -- the table ---------------------------------------------------------------------------
+    def betas(self) -> torch.Tensor:
+        """``(T,)`` float64 betas; subclasses define them."""
+        raise NotImplementedError
+
+    @cached_property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """``(T,)`` float64 cumulative products of ``1 - beta``."""
+        return torch.cumprod(1.0 - self.betas(), dim=0)
+
+    @cached_property
+    def sigmas(self) -> torch.Tensor:
+        """``(T,)`` float32 ascending noise levels of the training timesteps."""
+        return alpha_bar_to_sigma(self.alphas_cumprod).float()
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[0])
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigmas[-1])
+
+    # -- what the net sees ------------------------------------------------------------------
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Continuous timestep of ``sigma`` by linear interpolation in log sigma (any shape)."""
+        log_sigmas = self.sigmas.to(sigma.device).log()
+        log_sigma = sigma.float().clamp(min=1e-10).log()
+        idx = torch.searchsorted(log_sigmas, log_sigma.reshape(-1)).clamp(1, len(log_sigmas) - 1)
+        low, high = log_sigmas[idx - 1], log_sigmas[idx]
+        w = ((log_sigma.reshape(-1) - low) / (high - low)).clamp(0, 1)
+        return (idx - 1 + w).reshape(sigma.shape)
+
+    def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`sigma_to_t` for (possibly fractional) timesteps ``t``."""
+        log_sigmas = self.sigmas.to(t.device).log()
+        t = t.float().clamp(0, len(log_sigmas) - 1)
+        low = t.floor().long()
+        high = t.ceil().long()
+        w = t - low
+        return ((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp()
+
+    def c_noise(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The noise-level input of the net: the continuous timestep in ``[0, T-1]``."""
+        return self.sigma_to_t(sigma)
+
+    def prior_scale(self, sigma: float | torch.Tensor) -> float | torch.Tensor:
+        """Std of ``x_sigma`` for unit-variance data: ``sqrt(1 + sigma^2)``.
+
+        Starting from ``x_T ~ N(0, I)`` in DDPM's space is ``x_sigma = x_T * sqrt(1 + sigma_T^2)``.
+        """
+        if isinstance(sigma, torch.Tensor):
+            return (1.0 + sigma**2).sqrt()
+        return math.sqrt(1.0 + float(sigma) ** 2)
+
+    # -- training -------------------------------------------------------------------------
+    def sample_sigmas(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(batch,)`` noise levels of uniformly drawn training timesteps (Ho et al. 2020, alg. 1)."""
+        t = torch.randint(0, self.num_steps, (batch,), generator=generator)
+        return self.sigmas[t]
+
+    # -- inference ------------------------------------------------------------------------
+    def timesteps(self, steps: int, spacing: str = "trailing") -> torch.Tensor:
+        """``(steps,)`` descending integer timesteps for a ``steps``-step sampler.
+
+        leading:  ``t = k * (T // steps)``, k = steps-1..0 (DDIM's original choice);
+        trailing: ``t = round(T - k * T / steps) - 1``, k = 0..steps-1 (starts at T-1);
+        linspace: ``round(linspace(T-1, 0, steps))``.
+        """
+        T = self.num_steps
+        if not 1 <= int(steps) <= T:
+            raise ValueError(f"steps must be between 1 and the schedule's {T} training steps, got {steps}")
+        if spacing == "leading":
+            t = torch.arange(steps - 1, -1, -1) * (T // steps)
+        elif spacing == "trailing":
+            t = (T - torch.arange(steps) * (T / steps)).round().long() - 1
+        elif spacing == "linspace":
+            t = torch.linspace(T - 1, 0, steps).round().long()
+        else:
+            raise ValueError(f"unknown timestep spacing {spacing!r}; valid: {', '.join(SPACINGS)}")
+        return t.long()
+
+    def inference_sigmas(self, steps: int, spacing: str = "trailing") -> torch.Tensor:
+        """``(steps + 1,)`` descending sigmas of the chosen timesteps with a trailing 0."""
+        sigmas = self.sigmas[self.timesteps(steps, spacing)]
+        return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+@register("schedule", "linear")
+@dataclass(frozen=True)
+class LinearSchedule(VPSchedule):
+    """DDPM's linear beta schedule (Ho et al. 2020): ``beta_t`` linear in ``[beta_start, beta_end]``."""
+
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.beta_start <= self.beta_end < 1:
+            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+
+    def betas(self) -> torch.Tensor:
+        return torch.linspace(self.beta_start, self.beta_end, self.num_steps, dtype=torch.float64)
+
+
+@register("schedule", "cosine")
+@dataclass(frozen=True)
+class CosineSchedule(VPSchedule):
+    """Cosine schedule (Nichol & Dhariwal 2021, eq. 17) with offset ``s`` and betas clipped at ``max_beta``."""
+
+    s: float = 0.008
+    max_beta: float = 0.999
+
+    def betas(self) -> torch.Tensor:
+        T = self.num_steps
+        steps = torch.arange(T + 1, dtype=torch.float64) / T
+        f = torch.cos((steps + self.s) / (1 + self.s) * math.pi / 2) ** 2
+        alpha_bar = f / f[0]
+        return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=self.max_beta)

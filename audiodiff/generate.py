@@ -1,0 +1,224 @@
+"""Generation: noise -> sampler -> features -> vocoder -> ``Audio``.
+
+:func:`generate` is assembled from small pieces that the editing functions reuse:
+:func:`resolve_sampler`, :func:`inference_sigmas`, :func:`initial_noise`, :func:`run_sampler`
+and :func:`to_audio`.  Each clip ``i`` of a call with ``seed`` draws all its noise from its own
+generator seeded with ``seed + i``, so a clip is reproducible from its sidecar alone, whatever the
+batch it was made in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from . import __version__
+from .audio.io import save_audio
+from .diffusion.samplers import Sampler
+from .errors import ConfigError
+from .model import DiffusionModel, component_config
+from .registry import build
+from .vocoders import build_vocoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Audio:
+    """A generated clip.
+
+    Attributes:
+        waveform: ``(C, S)`` float32 in [-1, 1].
+        sample_rate: Hz.
+        features: the generated features in the representation's layout, e.g. ``(n_mels, frames)``
+            normalised log-mel, or ``None``.
+        metadata: everything needed to reproduce the clip (written as the JSON sidecar).
+    """
+
+    waveform: torch.Tensor
+    sample_rate: int
+    features: torch.Tensor | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return self.waveform.shape[-1] / self.sample_rate
+
+    def save(self, path: str | Path, sidecar: bool = True, plot: bool = False,
+             log_mel: torch.Tensor | None = None, hop_length: int | None = None) -> Path:
+        """Write the WAV, its ``.json`` sidecar and, with ``plot``, a ``.png`` of its mel.
+
+        For ``plot``, ``log_mel`` ``(n_mels, frames)`` and ``hop_length`` say what to draw.
+        """
+        path = save_audio(path, self.waveform, self.sample_rate)
+        if sidecar:
+            path.with_suffix(".json").write_text(json.dumps(self.metadata, indent=2, sort_keys=True) + "\n")
+        if plot:
+            from .plot import save_mel_png
+
+            if log_mel is None or hop_length is None:
+                raise ConfigError("Audio.save(plot=True) needs log_mel and hop_length")
+            save_mel_png(log_mel, path.with_suffix(".png"), self.sample_rate, hop_length, title=path.name)
+        return path
+
+
+# -- pieces -----------------------------------------------------------------------------------
+def resolve_sampler(spec: str | Mapping[str, Any] | Sampler | Callable | None, model: DiffusionModel) -> Any:
+    """A sampler object from a registry name, a config mapping, an instance, or ``None`` (model default)."""
+    if spec is None:
+        spec = model.config["sampler"]
+    if isinstance(spec, (str, Mapping)):
+        return build("sampler", spec)
+    if callable(spec):
+        return spec
+    raise ConfigError(f"sampler must be a name, a config or a sampler object, got {type(spec).__name__}")
+
+
+def sampler_config(sampler: Any) -> dict[str, Any]:
+    """The JSON-able config of a sampler (for sidecars)."""
+    try:
+        return component_config(sampler)
+    except (TypeError, AttributeError):
+        return {"name": getattr(sampler, "registry_name", type(sampler).__name__)}
+
+
+def inference_sigmas(model: DiffusionModel, steps: int | None = None, spacing: str | None = None) -> torch.Tensor:
+    """``(steps + 1,)`` descending sigmas of the model's schedule ending in 0."""
+    steps = int(model.config["steps"] if steps is None else steps)
+    spacing = spacing or model.config["spacing"]
+    try:
+        return model.schedule.inference_sigmas(steps, spacing)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def make_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One seeded generator per clip."""
+    return [torch.Generator(device).manual_seed(int(s)) for s in seeds]
+
+
+def initial_noise(model: DiffusionModel, frames: int, sigma_max: float, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """``(B, *sample_shape)`` prior samples ``N(0, prior_scale(sigma_max)^2)``, one generator per row."""
+    shape = model.sample_shape(frames)
+    rows = [torch.randn(shape, generator=g, device=g.device) for g in generators]
+    return torch.stack(rows) * model.schedule.prior_scale(sigma_max)  # B x (shape) -> (B, *shape)
+
+
+class PerRowGenerator:
+    """Draws noise row by row from per-clip generators, so each clip's noise ignores its batch."""
+
+    def __init__(self, generators: Sequence[torch.Generator]):
+        self.generators = list(generators)
+        self.device = torch.device("cpu")
+
+    def randn(self, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        rows = [torch.randn(tuple(shape[1:]), generator=g, device=g.device, dtype=dtype) for g in self.generators]
+        return torch.stack(rows)  # B x (...) -> (B, ...)
+
+
+def run_sampler(model: DiffusionModel, x: torch.Tensor, sigmas: torch.Tensor, sampler: Any,
+                generators: Sequence[torch.Generator] | None = None,
+                callback: Callable[[dict[str, Any]], None] | None = None,
+                denoise_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Run ``sampler`` from ``x`` (at ``sigmas[0]``) with the model's denoiser (or ``denoise_fn``)."""
+    denoise_fn = denoise_fn or model.denoise
+    generator = PerRowGenerator(generators) if generators is not None else None
+    with torch.inference_mode():
+        return sampler(denoise_fn, x, sigmas.to(x.device), generator=generator, callback=callback)
+
+
+def to_audio(model: DiffusionModel, x: torch.Tensor, vocoder: Any, metadata: Sequence[dict[str, Any]]) -> list[Audio]:
+    """Decode samples ``(B, *sample_shape)`` into :class:`Audio` clips with their metadata."""
+    with torch.inference_mode():
+        waves = model.decode(x, vocoder).float().cpu()  # (B, 1, S)
+        feats = model.from_net_layout(x).float().cpu()
+    peak = waves.abs().amax(dim=(1, 2), keepdim=True).clamp(min=1.0)
+    waves = waves / peak  # only ever scale down, so nothing clips
+    return [Audio(waves[i], model.sample_rate, feats[i], dict(metadata[i])) for i in range(len(waves))]
+
+
+def check_seconds(model: DiffusionModel, seconds: float | None) -> float:
+    """The clip length to make: ``seconds`` or the model's window; an error outside ``(0, max_seconds]``."""
+    seconds = model.seconds if seconds is None else seconds
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"seconds must be a positive number, got {seconds!r}")
+    if seconds > model.max_seconds + 1e-9:
+        raise ConfigError(f"seconds={seconds} is beyond what this model makes (at most {model.max_seconds:g} s)")
+    return float(seconds)
+
+
+# -- the public function ----------------------------------------------------------------------
+def generate(
+    model: DiffusionModel,
+    num_samples: int = 1,
+    seconds: float | None = None,
+    steps: int | None = None,
+    sampler: str | Mapping[str, Any] | Sampler | None = None,
+    seed: int | None = None,
+    vocoder: Any = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    batch_size: int = 16,
+    spacing: str | None = None,
+    device: torch.device | str | None = None,
+) -> list[Audio]:
+    """Generate ``num_samples`` clips.
+
+    Args:
+        model: a :class:`DiffusionModel` (e.g. from :func:`audiodiff.load`).
+        num_samples: number of clips.
+        seconds: clip length (default: the model's training window; at most ``model.max_seconds``).
+        steps: sampler steps (default: the model's); between 1 and the schedule's training steps.
+        sampler: registry name or config (``"ddim"``, ``{"name": "ddim", "eta": 0.5}``, ``"ddpm"``,
+            ...), a sampler object, or ``None`` for the model's default.
+        seed: base seed; clip ``i`` uses ``seed + i``.  ``None`` draws a random one (recorded).
+        vocoder: registry name/config, trained vocoder folder or object; default the model's.
+        callback: called after every sampler step with ``{"i", "sigma", "x", "denoised", "batch"}``.
+        batch_size: clips per denoiser batch.
+        spacing: timestep spacing ``"leading"``, ``"trailing"`` or ``"linspace"`` (default: model's).
+        device: where to run (default: the model's device).
+
+    Returns:
+        ``num_samples`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.
+    """
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    seconds = check_seconds(model, seconds)
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    sampler_obj = resolve_sampler(sampler, model)
+    sigmas = inference_sigmas(model, steps, spacing)
+    vocoder_obj = build_vocoder(vocoder or model.config["vocoder"], model.representation.settings()).to(model.device)
+    seed = random.randrange(2**31) if seed is None else int(seed)
+    frames = model.representation.frames_for(seconds)
+    common = {
+        "model": getattr(model, "source", None),
+        "sampler": sampler_config(sampler_obj),
+        "steps": len(sigmas) - 1,
+        "spacing": spacing or model.config["spacing"],
+        "seconds": seconds,
+        "sample_rate": model.sample_rate,
+        "vocoder": vocoder_obj.config(),
+        "audiodiff_version": __version__,
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
+    }
+    clips: list[Audio] = []
+    for start in range(0, num_samples, batch_size):
+        seeds = list(range(seed + start, seed + min(num_samples, start + batch_size)))
+        generators = make_generators(seeds)
+        x = initial_noise(model, frames, float(sigmas[0]), generators).to(model.device)
+        batch_cb = None if callback is None else (lambda info, b=start // batch_size: callback({**info, "batch": b}))
+        x = run_sampler(model, x, sigmas, sampler_obj, generators, batch_cb)
+        meta = [{**common, "seed": s, "index": start + j} for j, s in enumerate(seeds)]
+        clips.extend(to_audio(model, x, vocoder_obj, meta))
+    return clips

@@ -1,0 +1,64 @@
+"""Finding models: shipped ones by name, local folders, and (for users with a network) the Hub.
+
+``load("speech")`` loads the model shipped in ``audiodiff/pretrained/speech``; ``load("path/to/dir")``
+a folder written by ``DiffusionModel.save``; ``load("hf://org/repo")`` downloads a snapshot of a
+Hugging Face Hub repository with ``huggingface_hub`` (optional) and loads it the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CONFIG_NAME
+from .errors import ModelLoadError
+from .model import DiffusionModel
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+HUB_PREFIX = "hf://"
+
+
+def list_models() -> dict[str, Path]:
+    """Shipped model names and their folders."""
+    if not PRETRAINED_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(PRETRAINED_DIR.iterdir()) if (p / CONFIG_NAME).is_file()}
+
+
+def resolve(name_or_dir: str | os.PathLike) -> Path:
+    """The local folder of a shipped model name, a folder path, or an ``hf://org/repo[@revision]``."""
+    text = str(name_or_dir)
+    if text.startswith(HUB_PREFIX):
+        return download(text[len(HUB_PREFIX):])
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    shipped = list_models()
+    if text in shipped:
+        return shipped[text]
+    if path.exists():
+        raise ModelLoadError(f"model path {path} is not a folder")
+    names = ", ".join(shipped) or "none yet"
+    raise ModelLoadError(f"no model folder or shipped model named {text!r} (shipped models: {names})")
+
+
+def download(repo: str) -> Path:
+    """Download ``org/repo[@revision]`` from the Hugging Face Hub and return the local snapshot."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelLoadError("loading hf:// models needs huggingface_hub: pip install huggingface_hub") from None
+    repo_id, _, revision = repo.partition("@")
+    try:
+        return Path(snapshot_download(repo_id=repo_id, revision=revision or None, allow_patterns=["*.json", "*.safetensors"]))
+    except Exception as exc:  # network, auth, missing repo: one line for the user
+        raise ModelLoadError(f"cannot download {repo!r} from the Hugging Face Hub: {str(exc).splitlines()[0]}") from None
+
+
+def load(name_or_dir: str | os.PathLike, device: Any = None) -> DiffusionModel:
+    """Load a model by shipped name, folder or ``hf://`` id; in eval mode, on ``device`` if given."""
+    folder = resolve(name_or_dir)
+    model = DiffusionModel.from_folder(folder)
+    model.source = str(name_or_dir)
+    return model.to(device) if device is not None else model

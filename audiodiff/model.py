@@ -1,0 +1,213 @@
+"""``DiffusionModel``: representation + net + preconditioning + schedule, built from registry names.
+
+The model is an ordinary ``torch.nn.Module``.  Its config (a JSON-able dict of registry names and
+keyword arguments) is exactly what :meth:`DiffusionModel.save` writes to ``config.json``; the
+weights (net parameters and the representation's normalisation statistics) go to
+``model.safetensors``.  :func:`load` rebuilds a model from such a folder without unpickling
+anything and without the recipe that trained it.
+
+Tensor layouts: the representation encodes waveforms ``(B, 1, S)`` into features
+``(B, *shape_per_frame, frames)`` (a mel: ``(B, n_mels, frames)``).  A 1D net sees them as
+``(B, prod(shape_per_frame), frames)``, a 2D net as ``(B, C, H, frames)`` (a mel: ``C = 1``).
+Samples inside the diffusion process are always in the net's layout.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import read_config, read_tensors, save_folder
+from .errors import ConfigError, ModelLoadError
+from .registry import build
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "representation": {"name": "mel"},
+    "net": {"name": "unet1d"},
+    "schedule": {"name": "linear"},
+    "preconditioning": {"name": "eps"},
+    "vocoder": {"name": "griffinlim"},
+    "sampler": {"name": "ddim"},
+    "steps": 50,
+    "spacing": "trailing",
+    "seconds": 1.0,
+}
+
+#: top-level config keys; anything else is an error (typos must not be ignored)
+CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training"}
+
+
+def component_config(obj: Any) -> dict[str, Any]:
+    """``{"name": registry_name, **fields}`` of a registered frozen dataclass."""
+    return {"name": obj.registry_name, **dataclasses.asdict(obj)}
+
+
+class DiffusionModel(nn.Module):
+    """A denoising diffusion model of audio features.
+
+    Args:
+        config: registry configs for ``representation``, ``net``, ``schedule``, ``preconditioning``
+            and the default ``vocoder`` and ``sampler``; ``steps`` and ``spacing`` (default inference
+            ladder), ``seconds`` (the training window) and ``max_seconds`` (the longest clip
+            :func:`audiodiff.generate` makes; defaults to ``seconds``).  Missing keys take
+            :data:`DEFAULT_CONFIG`.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        config = _complete_config(config or {})
+        self.representation = build("representation", config["representation"])
+        net_cfg = dict(config["net"])
+        net_cls_dims = _net_dims(net_cfg)
+        self.net_shape_per_frame = _net_shape_per_frame(self.representation.shape_per_frame, net_cls_dims)
+        derived = self.net_shape_per_frame[0]
+        if net_cfg.setdefault("in_channels", derived) != derived:
+            raise ConfigError(f"net in_channels {net_cfg['in_channels']} does not match the representation's {derived}")
+        self.net = build("net", net_cfg)
+        self.schedule = build("schedule", config["schedule"])
+        self.preconditioning = build("preconditioning", config["preconditioning"])
+        config["net"] = net_cfg
+        config["representation"] = self.representation.config()
+        config["schedule"] = component_config(self.schedule)
+        config["preconditioning"] = component_config(self.preconditioning)
+        self.config = config
+
+    # -- sizes and layouts --------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return int(self.representation.sample_rate)
+
+    @property
+    def seconds(self) -> float:
+        return float(self.config["seconds"])
+
+    @property
+    def max_seconds(self) -> float:
+        return float(self.config.get("max_seconds", self.config["seconds"]))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def sample_shape(self, frames: int) -> tuple[int, ...]:
+        """Shape of one sample in the net's layout for ``frames`` frames."""
+        return (*self.net_shape_per_frame, int(frames))
+
+    def to_net_layout(self, feats: torch.Tensor) -> torch.Tensor:
+        """``(B, *shape_per_frame, T) -> (B, *net_shape_per_frame, T)``."""
+        return feats.reshape(feats.shape[0], *self.net_shape_per_frame, feats.shape[-1])
+
+    def from_net_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, *net_shape_per_frame, T) -> (B, *shape_per_frame, T)``."""
+        return x.reshape(x.shape[0], *self.representation.shape_per_frame, x.shape[-1])
+
+    # -- audio <-> samples ----------------------------------------------------------------------
+    def encode(self, wave: torch.Tensor) -> torch.Tensor:
+        """Waveforms ``(B, 1, S)`` at the model's rate -> clean samples ``(B, *net_shape_per_frame, T)``."""
+        return self.to_net_layout(self.representation.encode(wave))
+
+    def decode(self, x: torch.Tensor, vocoder: nn.Module) -> torch.Tensor:
+        """Samples ``(B, *net_shape_per_frame, T)`` -> waveforms ``(B, 1, S)`` through ``vocoder``."""
+        return self.representation.decode(self.from_net_layout(x), vocoder)
+
+    # -- diffusion --------------------------------------------------------------------------
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, **net_kwargs: Any) -> torch.Tensor:
+        """The denoiser ``D(x, sigma)``: ``x`` ``(B, ...)`` in sigma space, ``sigma`` ``(B,)``.
+
+        ``net_kwargs`` (``cond``, ``context``, ``context_mask``) go to the net unchanged.
+        """
+        net_in = self.preconditioning.net_input(x, sigma)
+        net_out = self.net(net_in, self.schedule.c_noise(sigma), **net_kwargs)
+        return self.preconditioning.denoised(x, sigma, net_out)
+
+    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None, **net_kwargs: Any) -> torch.Tensor:
+        """Scalar training loss on clean samples ``x0`` ``(B, ...)`` (Ho et al. 2020, alg. 1)."""
+        sigma = self.schedule.sample_sigmas(x0.shape[0], generator).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        x = x0 + sigma.reshape(-1, *([1] * (x0.dim() - 1))) * noise  # x_sigma = x0 + sigma * eps
+        net_out = self.net(self.preconditioning.net_input(x, sigma), self.schedule.c_noise(sigma), **net_kwargs)
+        return self.preconditioning.loss(net_out, x0, noise, sigma).mean()
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (floats cast to ``dtype`` if given, e.g. fp16)."""
+        config = copy.deepcopy(self.config)
+        config["audiodiff_version"] = __version__
+        return save_folder(folder, config, self.state_dict(), dtype)
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> "DiffusionModel":
+        """Rebuild a model saved by :meth:`save`; every problem is a one-line :class:`ModelLoadError`."""
+        config = read_config(folder)
+        tensors = read_tensors(folder)
+        try:
+            model = cls(config)
+        except ConfigError as exc:
+            raise ModelLoadError(f"{Path(folder) / 'config.json'}: {exc}") from None
+        expected = model.state_dict()
+        _check_weights(folder, expected, tensors)
+        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+        model.source = str(folder)
+        return model.eval()
+
+
+def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown model config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(CONFIG_KEYS))}")
+    out = copy.deepcopy(DEFAULT_CONFIG)
+    out.update(copy.deepcopy(dict(config)))
+    for key in ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler"):
+        if isinstance(out[key], str):
+            out[key] = {"name": out[key]}
+    seconds = out["seconds"]
+    if not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ConfigError(f"model config 'seconds' must be a positive number, got {seconds!r}")
+    return out
+
+
+def _net_dims(net_cfg: Mapping[str, Any]) -> int:
+    from .registry import get
+
+    dims = getattr(get("net", net_cfg.get("name", "")), "dims", None)
+    if dims not in (1, 2):
+        raise ConfigError(f"net {net_cfg.get('name')!r} must declare dims = 1 or 2")
+    return dims
+
+
+def _net_shape_per_frame(shape_per_frame: tuple[int, ...], dims: int) -> tuple[int, ...]:
+    """How one frame of features is laid out for a ``dims``-D net (without the time axis)."""
+    if dims == 1:
+        return (math.prod(shape_per_frame),)  # (C, H) -> (C*H,)
+    if len(shape_per_frame) == 1:
+        return (1, *shape_per_frame)  # (n_mels,) -> (1, n_mels): a 1-channel image
+    if len(shape_per_frame) == 2:
+        return tuple(shape_per_frame)
+    raise ConfigError(f"cannot lay out features of shape {shape_per_frame} for a 2D net")
+
+
+def _check_weights(folder, expected: Mapping[str, torch.Tensor], tensors: Mapping[str, torch.Tensor]) -> None:
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if tuple(expected[k].shape) != tuple(tensors[k].shape))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if wrong:
+        k = wrong[0]
+        problems.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(tensors[k].shape)} vs {tuple(expected[k].shape)})")
+    if problems:
+        raise ModelLoadError(f"weights in {folder} do not match its config.json: {'; '.join(problems)} tensors")
