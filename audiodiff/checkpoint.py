@@ -65,12 +65,17 @@ def tensors_to_bytes(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | N
     return st_save(out)
 
 
+def write_config(folder: str | os.PathLike, config: Mapping[str, Any]) -> Path:
+    """Atomically write ``folder/config.json``."""
+    return atomic_write_bytes(Path(folder) / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+
+
 def save_folder(folder: str | os.PathLike, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
                 dtype: torch.dtype | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``folder`` (weights first, config last)."""
     folder = Path(folder)
     atomic_write_bytes(folder / WEIGHTS_NAME, tensors_to_bytes(tensors, dtype))
-    atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    write_config(folder, config)
     return folder
 
 

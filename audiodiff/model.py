@@ -139,6 +139,14 @@ class DiffusionModel(nn.Module):
         net_out = self.net(self.preconditioning.net_input(x, sigma), self.schedule.c_noise(sigma), **net_kwargs)
         return self.preconditioning.loss(net_out, x0, noise, sigma).mean()
 
+    def forward(self, x0: torch.Tensor, generator: torch.Generator | None = None, **net_kwargs: Any) -> torch.Tensor:
+        """The training loss (so that DDP and hooks see an ordinary ``forward``); see :meth:`loss`."""
+        return self.loss(x0, generator=generator, **net_kwargs)
+
+    def conditioning_inputs(self, batch: Mapping[str, Any], train: bool = False) -> dict[str, Any]:
+        """Net keyword inputs for a data batch (captions, labels); none for an unconditional model."""
+        return {}
+
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (floats cast to ``dtype`` if given, e.g. fp16)."""

@@ -1,0 +1,162 @@
+"""Small helpers shared by the benchmark scripts.
+
+- :func:`setup_threads`: pin torch (and OpenMP) to a fixed number of threads; call it before any
+  timing, ideally before ``import torch`` elsewhere so ``OMP_NUM_THREADS`` takes effect too.
+- :func:`machine`: a description of the machine and software (CPU model, cores, versions, threads).
+- :func:`time_call`: warm-up calls, then the median (and spread) of timed repeats.
+- :func:`markdown_table`, :func:`write_report`: results as markdown, on stdout and in a file.
+
+Speed claims in the reports are ratios against a baseline timed side by side in the same run;
+nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_THREADS = 2
+
+
+def configure_environment(threads: int = DEFAULT_THREADS) -> None:
+    """Put the thread settings in the environment; effective only before ``torch`` is imported.
+
+    ``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` (idle OpenMP threads sleep instead of spinning):
+    on a small machine shared with other work, spinning threads at every parallel region's barrier
+    made small ops up to ~100x slower.  Set ``OMP_WAIT_POLICY=ACTIVE`` in the shell to override.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def setup_threads(threads: int = DEFAULT_THREADS) -> int:
+    """Use ``threads`` intra-op threads in torch (and OpenMP); return the count torch reports."""
+    configure_environment(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def cpu_model() -> str:
+    """The CPU model name from ``/proc/cpuinfo`` (or ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_version(name: str) -> str:
+    """Installed version of ``name`` or ``"not installed"``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """Machine and software facts for a report header."""
+    import torch
+
+    return {
+        "CPU": cpu_model(),
+        "cores (os.cpu_count)": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": package_version("diffusers"),
+        "audiodiff": package_version("audiodiff"),
+        "platform": platform.platform(),
+    }
+
+
+def command_line() -> str:
+    """The command that is running, relative to the repository root where possible."""
+
+    def rel(path: str) -> str:
+        try:
+            return os.path.relpath(os.path.abspath(path), REPO_ROOT)
+        except ValueError:
+            return path
+
+    python = sys.executable
+    python = rel(python) if os.path.abspath(python).startswith(str(REPO_ROOT)) else python
+    return shlex.join([python, rel(sys.argv[0]), *sys.argv[1:]])
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of the timed repeats of one call (warm-up excluded)."""
+
+    times: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def min(self) -> float:
+        return min(self.times)
+
+    @property
+    def max(self) -> float:
+        return max(self.times)
+
+    def spread(self) -> str:
+        """``"min-max"`` in milliseconds, for a table cell."""
+        return f"{self.min * 1e3:.1f}-{self.max * 1e3:.1f}"
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed with ``perf_counter``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return Timing(tuple(times))
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table; cells are formatted with ``str``."""
+    lines = ["| " + " | ".join(map(str, headers)) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report_header(title: str, seconds: float | None = None) -> str:
+    """Markdown header: title, date, command, and machine facts."""
+    date = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    facts = machine()
+    lines = [f"# {title}", "", f"- date: {date}", f"- command: `{command_line()}`"]
+    if seconds is not None:
+        lines.append(f"- wall time of the run: {seconds:.0f} s")
+    lines += [f"- {key}: {value}" for key, value in facts.items()]
+    return "\n".join(lines)
+
+
+def write_report(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (creating folders) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip() + "\n")
+    return path
