@@ -47,7 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate WAV files from a model")
     gen.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
     gen.add_argument("--out", "-o", default="out", help="output folder (default: out)")
-    gen.add_argument("--num-samples", "-n", type=_positive_int, default=1)
+    gen.add_argument("--num-samples", "-n", type=_positive_int, default=1, help="clips per prompt (default 1)")
+    gen.add_argument("--prompt", "-p", action="append", default=None, help="text prompt (repeatable)")
+    gen.add_argument("--prompts-file", default=None, help="a file with one prompt per line")
+    gen.add_argument("--negative-prompt", default=None, help="what guidance steers away from")
+    gen.add_argument("--guidance-scale", type=float, default=None,
+                     help="classifier-free guidance scale (1 = none; default: the model's)")
+    gen.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale fraction in [0, 1]")
     gen.add_argument("--seconds", type=float, default=None, help="clip length (default: the model's window)")
     gen.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     gen.add_argument("--sampler", default=None, help="sampler name (see `audiodiff info --samplers`)")
@@ -73,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="generate a few clips from every shipped model")
     demo.add_argument("--out", "-o", default="out")
-    demo.add_argument("--num-samples", "-n", type=_positive_int, default=2)
+    demo.add_argument("--num-samples", "-n", type=_positive_int, default=1, help="clips per prompt")
+    demo.add_argument("--prompts", type=_positive_int, default=3, help="prompts per conditional model")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
     return parser
@@ -114,21 +121,43 @@ def _progress(total: int, quiet: bool):
 
 
 def write_clips(clips, model, out: Path, prefix: str, plot: bool) -> list[Path]:
-    """Save clips as ``{prefix}_{index:03d}_seed{seed}.wav`` with sidecars (and PNGs with ``plot``)."""
+    """Save clips as ``{prefix}_{index:03d}[_{prompt}]_seed{seed}.wav`` with sidecars (and PNGs with ``plot``)."""
     paths = []
     for clip in clips:
-        name = f"{prefix}_{clip.metadata['index']:03d}_seed{clip.metadata['seed']}.wav"
+        tag = _slug(clip.metadata.get("prompt") or "")
+        name = f"{prefix}_{clip.metadata['index']:03d}{'_' + tag if tag else ''}_seed{clip.metadata['seed']}.wav"
         log_mel = model.representation.to_log_mel(clip.features[None])[0] if plot else None  # (1, n_mels, T) -> (n_mels, T)
         paths.append(clip.save(out / name, plot=plot, log_mel=log_mel, hop_length=model.representation.hop_length))
     return paths
 
 
+def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[str] | None:
+    """Prompts from ``--prompt`` and ``--prompts-file`` (one per line; blank lines skipped)."""
+    out = list(prompts or [])
+    if prompts_file:
+        try:
+            lines = Path(prompts_file).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read prompts file {prompts_file}: {getattr(exc, 'strerror', None) or exc}") from None
+        out.extend(line.strip() for line in lines if line.strip())
+        if not out:
+            raise ConfigError(f"prompts file {prompts_file} has no prompts")
+    return out or None
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe short form of a prompt."""
+    keep = "".join(c if c.isalnum() else "-" for c in text.lower())
+    return "-".join(part for part in keep.split("-") if part)[:limit]
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import check_seconds, generate, inference_sigmas, resolve_sampler
+    from .generate import check_prompts, check_seconds, generate, inference_sigmas, resolve_sampler
     from .hub import load
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    prompts = read_prompts(args.prompt, args.prompts_file)
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
@@ -138,11 +167,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         sampler = {**({"name": sampler} if isinstance(sampler, str) else dict(sampler)), **dict(args.sampler_arg)}
     resolve_sampler(sampler, model)  # fail before the progress bar starts
     check_seconds(model, args.seconds)
+    clip_prompts, _ = check_prompts(model, prompts, args.negative_prompt, args.num_samples)
     steps = len(inference_sigmas(model, args.steps, args.spacing)) - 1
-    batches = -(-args.num_samples // args.batch_size)
+    batches = -(-len(clip_prompts) // args.batch_size)
     bar, callback = _progress(steps * batches, args.quiet)
     try:
-        clips = generate(model, num_samples=args.num_samples, seconds=args.seconds, steps=args.steps,
+        clips = generate(model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
+                         guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
+                         seconds=args.seconds, steps=args.steps,
                          sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
                          batch_size=args.batch_size, spacing=args.spacing)
     finally:
@@ -193,11 +225,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise AudiodiffError(
             f"no shipped models yet in {PRETRAINED_DIR}: train one with a recipe (see README) "
             "and generate from its folder with `audiodiff generate --model DIR`")
+    from .generate import generate
+    from .hub import load
+
     for name in shipped:
-        gen_args = build_parser().parse_args(
-            ["generate", "--model", name, "--out", str(Path(args.out) / name), "-n", str(args.num_samples),
-             "--seed", str(args.seed), "--quiet"])
-        cmd_generate(gen_args)
+        model = load(name)
+        examples = list(dict.fromkeys(model.demo_prompts(args.prompts) or []))  # distinct, in order
+        clips = generate(model, num_samples=args.num_samples, prompt=examples or None, seed=args.seed)
+        for path in write_clips(clips, model, check_out_dir(Path(args.out) / name), name, plot=False):
+            print(path)
     return 0
 
 

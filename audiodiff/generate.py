@@ -22,6 +22,7 @@ import torch
 
 from . import __version__
 from .audio.io import save_audio
+from .diffusion.guidance import guided_denoiser
 from .diffusion.samplers import Sampler
 from .errors import ConfigError
 from .model import DiffusionModel, component_config
@@ -145,6 +146,48 @@ def to_audio(model: DiffusionModel, x: torch.Tensor, vocoder: Any, metadata: Seq
     return [Audio(waves[i], model.sample_rate, feats[i], dict(metadata[i])) for i in range(len(waves))]
 
 
+def check_prompts(model: DiffusionModel, prompt: str | Sequence[str] | None, negative_prompt: str | Sequence[str] | None,
+                  num_samples: int) -> tuple[list[str], list[str] | None]:
+    """One prompt per clip (each prompt repeated ``num_samples`` times), and the negative prompts."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+    if prompts and not model.is_conditional:
+        raise ConfigError("this model is unconditional: it takes no prompt")
+    if negative_prompt is not None and not model.is_conditional:
+        raise ConfigError("this model is unconditional: it takes no negative prompt")
+    if not prompts:
+        if not model.can_run_unconditionally:
+            raise ConfigError("this model needs a prompt (it was trained without condition dropout)")
+        prompts = [""]
+    if not all(isinstance(p, str) for p in prompts):
+        raise ConfigError("prompts must be strings")
+    clips = [p for p in prompts for _ in range(num_samples)]
+    if negative_prompt is None:
+        return clips, None
+    negatives = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+    if len(negatives) == 1:
+        negatives = negatives * len(prompts)
+    if len(negatives) != len(prompts):
+        raise ConfigError(f"got {len(negatives)} negative prompts for {len(prompts)} prompts")
+    return clips, [n for n in negatives for _ in range(num_samples)]
+
+
+def conditioned_denoiser(model: DiffusionModel, prompts: list[str], negatives: list[str] | None,
+                         guidance_scale: float, guidance_rescale: float = 0.0):
+    """The model's denoiser for ``prompts``, with classifier-free guidance when it matters.
+
+    Guidance needs no second pass when the model is unconditional, every prompt is the null
+    prompt with no negative, or ``guidance_scale == 1`` (the plain conditional denoiser).
+    """
+    if not model.is_conditional:
+        return model.denoise
+    unguided = guidance_scale == 1.0 or (negatives is None and not any(prompts))
+    if unguided:
+        inputs = model.encode_prompts(prompts)
+        return lambda x, sigma: model.denoise(x, sigma, **inputs)
+    both = model.paired_inputs(*model.guided_inputs(prompts, negatives))
+    return guided_denoiser(lambda x2, s2: model.denoise(x2, s2, **both), guidance_scale, guidance_rescale)
+
+
 def check_seconds(model: DiffusionModel, seconds: float | None) -> float:
     """The clip length to make: ``seconds`` or the model's window; an error outside ``(0, max_seconds]``."""
     seconds = model.seconds if seconds is None else seconds
@@ -159,6 +202,10 @@ def check_seconds(model: DiffusionModel, seconds: float | None) -> float:
 def generate(
     model: DiffusionModel,
     num_samples: int = 1,
+    prompt: str | Sequence[str] | None = None,
+    negative_prompt: str | Sequence[str] | None = None,
+    guidance_scale: float | None = None,
+    guidance_rescale: float = 0.0,
     seconds: float | None = None,
     steps: int | None = None,
     sampler: str | Mapping[str, Any] | Sampler | None = None,
@@ -169,11 +216,16 @@ def generate(
     spacing: str | None = None,
     device: torch.device | str | None = None,
 ) -> list[Audio]:
-    """Generate ``num_samples`` clips.
+    """Generate ``num_samples`` clips (per prompt).
 
     Args:
         model: a :class:`DiffusionModel` (e.g. from :func:`audiodiff.load`).
-        num_samples: number of clips.
+        num_samples: number of clips for each prompt (or in all, without prompts).
+        prompt: a prompt or list of prompts for a conditional model (``""`` is the null condition).
+        negative_prompt: what the guidance steers away from (one, or one per prompt); default null.
+        guidance_scale: classifier-free guidance scale (1 = plain conditional, 0 = unconditional);
+            default the model's ``guidance_scale``.
+        guidance_rescale: fraction in [0, 1] of guidance rescaling (Lin et al. 2024).
         seconds: clip length (default: the model's training window; at most ``model.max_seconds``).
         steps: sampler steps (default: the model's); between 1 and the schedule's training steps.
         sampler: registry name or config (``"ddim"``, ``{"name": "ddim", "eta": 0.5}``, ``"ddpm"``,
@@ -186,10 +238,14 @@ def generate(
         device: where to run (default: the model's device).
 
     Returns:
-        ``num_samples`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.
+        ``num_samples * len(prompts)`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
+    prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
+    scale = float(model.config["guidance_scale"] if guidance_scale is None else guidance_scale)
+    if not math.isfinite(scale) or not 0 <= guidance_rescale <= 1:
+        raise ConfigError(f"guidance_scale must be finite and guidance_rescale in [0, 1], got {scale}, {guidance_rescale}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     seconds = check_seconds(model, seconds)
@@ -212,13 +268,23 @@ def generate(
         "audiodiff_version": __version__,
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
     }
+    if model.is_conditional:
+        common.update(guidance_scale=scale, guidance_rescale=guidance_rescale)
+    total = len(prompts)
     clips: list[Audio] = []
-    for start in range(0, num_samples, batch_size):
-        seeds = list(range(seed + start, seed + min(num_samples, start + batch_size)))
+    for start in range(0, total, batch_size):
+        stop = min(total, start + batch_size)
+        seeds = list(range(seed + start, seed + stop))
         generators = make_generators(seeds)
+        with torch.inference_mode():
+            denoise_fn = conditioned_denoiser(model, prompts[start:stop], negatives and negatives[start:stop],
+                                              scale, guidance_rescale)
         x = initial_noise(model, frames, float(sigmas[0]), generators).to(model.device)
         batch_cb = None if callback is None else (lambda info, b=start // batch_size: callback({**info, "batch": b}))
-        x = run_sampler(model, x, sigmas, sampler_obj, generators, batch_cb)
+        x = run_sampler(model, x, sigmas, sampler_obj, generators, batch_cb, denoise_fn)
         meta = [{**common, "seed": s, "index": start + j} for j, s in enumerate(seeds)]
+        if model.is_conditional:
+            for j, m in enumerate(meta):
+                m.update(prompt=prompts[start + j], negative_prompt=negatives[start + j] if negatives else None)
         clips.extend(to_audio(model, x, vocoder_obj, meta))
     return clips

@@ -27,6 +27,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import read_config, read_tensors, save_folder
 from .errors import ConfigError, ModelLoadError
+from .conditioning import concat_net_inputs, drop_prompts, keep_mask, net_inputs
 from .registry import build
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -39,10 +40,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "steps": 50,
     "spacing": "trailing",
     "seconds": 1.0,
+    "conditioning": {},
+    "cond_dropout": 0.1,
+    "guidance_scale": 3.0,
 }
 
 #: top-level config keys; anything else is an error (typos must not be ignored)
 CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training"}
+COMPONENT_KEYS = ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler")
 
 
 def component_config(obj: Any) -> dict[str, Any]:
@@ -65,12 +70,13 @@ class DiffusionModel(nn.Module):
         super().__init__()
         config = _complete_config(config or {})
         self.representation = build("representation", config["representation"])
+        self.conditioners = nn.ModuleDict(
+            {key: build("conditioner", cfg) for key, cfg in config["conditioning"].items()})
         net_cfg = dict(config["net"])
-        net_cls_dims = _net_dims(net_cfg)
-        self.net_shape_per_frame = _net_shape_per_frame(self.representation.shape_per_frame, net_cls_dims)
-        derived = self.net_shape_per_frame[0]
-        if net_cfg.setdefault("in_channels", derived) != derived:
-            raise ConfigError(f"net in_channels {net_cfg['in_channels']} does not match the representation's {derived}")
+        self.net_shape_per_frame = _net_shape_per_frame(self.representation.shape_per_frame, _net_dims(net_cfg))
+        for key, value in self._derived_net_sizes().items():
+            if net_cfg.setdefault(key, value) != value:
+                raise ConfigError(f"net {key} {net_cfg[key]} does not match the {value} that the model derives")
         self.net = build("net", net_cfg)
         self.schedule = build("schedule", config["schedule"])
         self.preconditioning = build("preconditioning", config["preconditioning"])
@@ -78,7 +84,21 @@ class DiffusionModel(nn.Module):
         config["representation"] = self.representation.config()
         config["schedule"] = component_config(self.schedule)
         config["preconditioning"] = component_config(self.preconditioning)
+        config["conditioning"] = {key: c.config() for key, c in self.conditioners.items()}
         self.config = config
+
+    def _derived_net_sizes(self) -> dict[str, int | None]:
+        """``in_channels`` from the representation; ``cond_dim``/``context_dim`` from the conditioners."""
+        sizes: dict[str, int | None] = {"in_channels": self.net_shape_per_frame[0]}
+        global_dims = [c.dim for c in self.conditioners.values() if c.route == "global"]
+        cross_dims = {c.dim for c in self.conditioners.values() if c.route == "cross"}
+        if len(cross_dims) > 1:
+            raise ConfigError(f"cross-attention conditioners must share one dim, got {sorted(cross_dims)}")
+        if global_dims:
+            sizes["cond_dim"] = sum(global_dims)
+        if cross_dims:
+            sizes["context_dim"] = cross_dims.pop()
+        return sizes
 
     # -- sizes and layouts --------------------------------------------------------------------
     @property
@@ -98,7 +118,8 @@ class DiffusionModel(nn.Module):
         return next(self.parameters()).device
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
+        """Trainable parameters (net and conditioners; a frozen pretrained text encoder is not counted)."""
+        return sum(p.numel() for p in self.parameters())
 
     def sample_shape(self, frames: int) -> tuple[int, ...]:
         """Shape of one sample in the net's layout for ``frames`` frames."""
@@ -143,9 +164,47 @@ class DiffusionModel(nn.Module):
         """The training loss (so that DDP and hooks see an ordinary ``forward``); see :meth:`loss`."""
         return self.loss(x0, generator=generator, **net_kwargs)
 
-    def conditioning_inputs(self, batch: Mapping[str, Any], train: bool = False) -> dict[str, Any]:
-        """Net keyword inputs for a data batch (captions, labels); none for an unconditional model."""
-        return {}
+    # -- conditioning --------------------------------------------------------------------------
+    @property
+    def is_conditional(self) -> bool:
+        return len(self.conditioners) > 0
+
+    @property
+    def can_run_unconditionally(self) -> bool:
+        """True for unconditional models and for conditional ones trained with condition dropout."""
+        return not self.is_conditional or float(self.config["cond_dropout"]) > 0
+
+    def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """``B`` prompts (``""`` = null condition) -> the net's ``cond``/``context``/``context_mask`` inputs."""
+        return net_inputs([(c(prompts), c.route) for c in self.conditioners.values()])
+
+    def conditioning_inputs(self, batch: Mapping[str, Any], train: bool = False,
+                            generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Net inputs for a data batch: each conditioner reads its ``source`` field (caption or label);
+        in training each example is dropped to the null condition with probability ``cond_dropout``."""
+        if not self.is_conditional:
+            return {}
+        n = len(batch["waveform"])
+        keep = keep_mask(n, float(self.config["cond_dropout"]) if train else 0.0, generator)
+        conds = []
+        for c in self.conditioners.values():
+            texts = drop_prompts([str(t or "") for t in batch[c.source]], keep)
+            conds.append((c(texts), c.route))
+        return net_inputs(conds)
+
+    def demo_prompts(self, n: int) -> list[str] | None:
+        """``n`` prompts this model understands (cycling through its conditioners' examples)."""
+        examples = [p for c in self.conditioners.values() for p in c.demo_prompts()]
+        return [examples[i % len(examples)] for i in range(n)] if examples else None
+
+    def guided_inputs(self, prompts: list[str], negative: list[str] | None) -> tuple[dict, dict]:
+        """Net inputs for the conditional and the unconditional (or negative-prompt) pass."""
+        return self.encode_prompts(prompts), self.encode_prompts(negative or [""] * len(prompts))
+
+    @staticmethod
+    def paired_inputs(cond: dict, uncond: dict) -> dict:
+        """One batch ``(2B, ...)``: conditional rows first, then unconditional ones."""
+        return concat_net_inputs(cond, uncond)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
@@ -176,9 +235,12 @@ def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"unknown model config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(CONFIG_KEYS))}")
     out = copy.deepcopy(DEFAULT_CONFIG)
     out.update(copy.deepcopy(dict(config)))
-    for key in ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler"):
+    for key in COMPONENT_KEYS:
         if isinstance(out[key], str):
             out[key] = {"name": out[key]}
+    if not isinstance(out["conditioning"], Mapping):
+        raise ConfigError("model config 'conditioning' must map names to conditioner configs")
+    out["conditioning"] = {k: ({"name": v} if isinstance(v, str) else dict(v)) for k, v in out["conditioning"].items()}
     seconds = out["seconds"]
     if not isinstance(seconds, (int, float)) or not seconds > 0:
         raise ConfigError(f"model config 'seconds' must be a positive number, got {seconds!r}")

@@ -306,7 +306,7 @@ def fit(
     torch.manual_seed(cfg.seed)
     model = model.to(device)
     noise_gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank)
-    optimizer = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     progress = _Progress()
     sampler = ResumableSampler(len(dataset), cfg.seed, info.rank, info.world_size)
@@ -424,11 +424,11 @@ def _train_step(ddp_model, model, group, optimizer, scaler, dtype, noise_gen, cf
         sync = i == len(group) - 1 or info.world_size == 1
         ctx = ddp_model.no_sync() if not sync else contextlib.nullcontext()
         with ctx, torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = ddp_model(x0, generator=noise_gen, **model.conditioning_inputs(batch, train=True))
+            loss = ddp_model(x0, generator=noise_gen, **model.conditioning_inputs(batch, train=True, generator=noise_gen))
             scaler.scale(loss / len(group)).backward()
         total += loss.detach().float().item()
     scaler.unscale_(optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
     ok = all_ranks_agree(math.isfinite(total) and bool(torch.isfinite(grad_norm)), info)
     if ok:
         scaler.step(optimizer)

@@ -340,8 +340,8 @@ def run(settings: Settings) -> str:
                                "std audiodiff / diffusers"], agree_rows),
         "",
         "audiodiff vs diffusers under `no_grad`. The zero-initialised layers of the untrained net are re-initialised "
-        "at random so it predicts a non-trivial (and not data-like) eps, hence the large samples; the stub's ideal "
-        "eps should end at std ~1.",
+        "at random so it predicts a non-trivial (and not data-like) eps, hence the large samples. With the stub's ideal "
+        "eps the std tends to 1 as the steps grow (DDIM with few steps ends below 1).",
     ]
     return "\n".join(parts)
 

