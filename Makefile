@@ -6,13 +6,18 @@ STAMP  := $(VENV)/.installed
 # torch must stay at 2 threads or fewer on the 2-core machines we test on
 export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
+# idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made small
+# denoiser calls ~50x slower (benchmarks/README.md)
+export OMP_WAIT_POLICY ?= PASSIVE
+# the bundled sentence encoder is loaded from disk; never reach for a model hub in tests
+export HF_HUB_OFFLINE ?= 1
 
 .PHONY: install demo test test-fast bench samples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,plot]'
+	$(PY) -m pip install --quiet -e '.[dev,plot,text]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +32,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,plot,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,plot,text,bench]'
 	$(PY) benchmarks/run.py
 
 clean:

@@ -519,9 +519,13 @@ def _restore(ckpt: Path, model, optimizer, scheduler, progress, noise_gen, cfg, 
 def _progress_bar(cfg: TrainConfig, start: int, info: DistInfo):
     if not (cfg.progress and info.is_main):
         return None
+    import sys
+
     from tqdm import tqdm
 
-    return tqdm(total=cfg.steps, initial=start, desc="training", unit="step", dynamic_ncols=True)
+    interactive = sys.stderr.isatty()
+    return tqdm(total=cfg.steps, initial=start, desc="training", unit="step", dynamic_ncols=True,
+                mininterval=0.1 if interactive else 30.0)
 
 
 def _demo(run_dir: Path, ema_model: DiffusionModel, step: int, cfg: TrainConfig) -> None:

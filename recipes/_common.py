@@ -1,0 +1,106 @@
+"""What every recipe does, configured by Hydra: prepare a manifest, train, generate.
+
+The domain scripts (``recipes/<domain>/{prepare,train,generate}.py``) are thin Hydra entry points
+over these functions.  Only ``cfg.model`` is saved with the weights; the library never sees Hydra.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import audiodiff
+from audiodiff.data import AudioDataset, prepare, read_manifest, write_manifest
+from audiodiff.train import TrainConfig, fit
+
+log = logging.getLogger("recipes")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """Paths in configs are relative to the repository root (not to Hydra's working folder)."""
+    path = Path(os.path.expandvars(str(path))).expanduser()
+    return path if path.is_absolute() else REPO / path
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def run_prepare(cfg: DictConfig) -> Path:
+    """Build the manifest from each source in ``cfg.data.sources`` (``layout``, ``root``, options)."""
+    items = []
+    for source in cfg.data.sources:
+        source = to_dict(source)
+        layout, root = source.pop("layout"), resolve(source.pop("root"))
+        found = prepare(layout, root, **source)
+        log.info("%s: %d clips from %s", layout, len(found), root)
+        items.extend(found)
+    manifest = resolve(cfg.data.manifest)
+    write_manifest(items, manifest)
+    log.info("wrote %d items to %s", len(items), manifest)
+    return manifest
+
+
+def dataset(cfg: DictConfig, split: str, sample_rate: int) -> AudioDataset:
+    manifest = resolve(cfg.data.manifest)
+    if not manifest.is_file():
+        run_prepare(cfg)
+    items = read_manifest(manifest, split=split)
+    if cfg.data.get("max_items"):
+        items = items[: int(cfg.data.max_items)]
+    return AudioDataset(items, sample_rate=sample_rate, seconds=float(cfg.model.seconds), crop=cfg.data.crop,
+                        loudness_normalize=cfg.data.get("loudness_db"), trim_silence_db=cfg.data.get("trim_db"),
+                        seed=int(cfg.train.seed))
+
+
+def run_train(cfg: DictConfig) -> Path:
+    """Train ``cfg.model`` on the manifest's train split; export to ``cfg.export_to`` if set."""
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    model = audiodiff.DiffusionModel(to_dict(cfg.model))
+    data = dataset(cfg, "train", model.sample_rate)
+    log.info("model: %s parameters; data: %s", f"{model.num_parameters():,}", data.summary())
+    run_dir = resolve(cfg.run_dir)
+    ema = fit(model, data, run_dir, TrainConfig.from_dict(to_dict(cfg.train)))
+    if cfg.get("export_to"):
+        target = resolve(cfg.export_to)
+        ema.save(target, dtype=torch.float16)
+        log.info("exported the EMA model (fp16) to %s", target)
+    return run_dir / "model"
+
+
+def run_generate(cfg: DictConfig) -> list[Path]:
+    """Generate ``num_samples`` clips per prompt from ``cfg.model_path`` (folder or shipped name)."""
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    from audiodiff.cli import check_out_dir, write_clips
+
+    name = cfg.model_path
+    model = audiodiff.load(resolve(name) if resolve(name).is_dir() else name)
+    prompt = cfg.get("prompt")
+    prompts = list(prompt) if OmegaConf.is_list(prompt) else ([str(prompt)] if prompt else None)
+    clips = audiodiff.generate(model, num_samples=int(cfg.num_samples), prompt=prompts, seed=cfg.get("seed"),
+                               steps=cfg.get("steps"), sampler=cfg.get("sampler"),
+                               guidance_scale=cfg.get("guidance_scale"), seconds=cfg.get("seconds"))
+    out = check_out_dir(resolve(cfg.out_dir))
+    paths = write_clips(clips, model, out, cfg.get("prefix", "clip"), bool(cfg.get("plot", False)))
+    for p in paths:
+        print(p)
+    return paths
+
+
+def main_wrapper(fn):
+    """Run ``fn(cfg)``; a user error is one line and exit code 2."""
+
+    def run(cfg: DictConfig) -> None:
+        try:
+            fn(cfg)
+        except audiodiff.AudiodiffError as exc:
+            print(f"error: {exc}", file=__import__("sys").stderr)
+            raise SystemExit(2) from None
+
+    return run
