@@ -14,7 +14,20 @@ export HF_HUB_OFFLINE ?= 1
 
 .PHONY: install demo test test-fast bench samples clean
 
-$(STAMP): pyproject.toml
+SYSDEPS := $(VENV)/.sysdeps
+
+# Debian packages the music recipe and its tests need (FluidSynth and a GM soundfont)
+$(SYSDEPS):
+	@mkdir -p $(VENV)
+	@if ldconfig -p | grep -q libfluidsynth && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing libfluidsynth3 and timgm6mb-soundfont (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    libfluidsynth3 timgm6mb-soundfont >/dev/null; \
+	else echo "note: the music recipe needs libfluidsynth3 and timgm6mb-soundfont (apt-get install ...)"; fi
+	@touch $@
+
+$(STAMP): pyproject.toml $(SYSDEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,plot,text]'

@@ -93,14 +93,21 @@ def run_generate(cfg: DictConfig) -> list[Path]:
     return paths
 
 
-def main_wrapper(fn):
-    """Run ``fn(cfg)``; a user error is one line and exit code 2."""
+def entry(script: str, config_name: str, fn) -> None:
+    """Run ``fn(cfg)`` as a Hydra app configured by ``<script folder>/conf/<config_name>.yaml``.
+
+    A user error (bad path, unknown label, ...) is one line on stderr and exit code 2.
+    """
+    import sys
+
+    import hydra
 
     def run(cfg: DictConfig) -> None:
         try:
             fn(cfg)
         except audiodiff.AudiodiffError as exc:
-            print(f"error: {exc}", file=__import__("sys").stderr)
+            print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
 
-    return run
+    conf = Path(script).resolve().parent / "conf"
+    hydra.main(config_path=str(conf), config_name=config_name, version_base=None)(run)()

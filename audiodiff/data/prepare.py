@@ -532,3 +532,9 @@ def prepare(layout: str, root: str | os.PathLike, **kwargs: object) -> list[Mani
     except TypeError as exc:
         raise ConfigError(f"prepare {name}: {exc}") from None
     return function(root, **kwargs)
+
+
+# rendered notes live in their own module (FluidSynth is imported only when rendering)
+from .render import prepare_gm_notes  # noqa: E402
+
+LAYOUTS["gm_notes"] = prepare_gm_notes

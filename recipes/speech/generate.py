@@ -7,16 +7,8 @@
 import sys
 from pathlib import Path
 
-import hydra
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import main_wrapper, run_generate  # noqa: E402
-
-
-@hydra.main(config_path="conf", config_name="generate", version_base=None)
-def main(cfg):
-    main_wrapper(run_generate)(cfg)
-
+from _common import entry, run_generate  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    entry(__file__, "generate", run_generate)

@@ -8,16 +8,8 @@
 import sys
 from pathlib import Path
 
-import hydra
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import main_wrapper, run_train  # noqa: E402
-
-
-@hydra.main(config_path="conf", config_name="train", version_base=None)
-def main(cfg):
-    main_wrapper(run_train)(cfg)
-
+from _common import entry, run_train  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    entry(__file__, "train", run_train)

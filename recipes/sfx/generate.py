@@ -1,0 +1,13 @@
+"""Generate sound effects from text.
+
+    python recipes/sfx/generate.py 'prompt=a door slams' num_samples=2 out_dir=out/
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import entry, run_generate  # noqa: E402
+
+if __name__ == "__main__":
+    entry(__file__, "generate", run_generate)
