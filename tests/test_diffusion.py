@@ -109,11 +109,12 @@ def gaussian_denoiser(s: float):
     return denoise
 
 
-def sample_std(sampler_name: str, steps: int, s: float = 0.5, n: int = 20000, spacing: str = "trailing") -> float:
+def sample_std(sampler_name: str | dict, steps: int, s: float = 0.5, n: int = 20480, spacing: str = "trailing") -> float:
+    """Std of ``n`` numbers sampled as 320 examples of 64 dimensions (like a few mel frames)."""
     schedule = LinearSchedule()
     sigmas = schedule.inference_sigmas(steps, spacing).double()
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(n, 1, generator=g, dtype=torch.float64) * schedule.prior_scale(float(sigmas[0]))
+    x = torch.randn(n // 64, 64, generator=g, dtype=torch.float64) * schedule.prior_scale(float(sigmas[0]))
     sampler = registry.build("sampler", sampler_name)
     out = sampler(gaussian_denoiser(s), x, sigmas, generator=g)
     return out.std().item()

@@ -8,6 +8,13 @@ A schedule owns: the table ``sigmas`` (index ``t = 0..T-1``, ascending), the net
 ``c_noise(sigma)`` (the continuous timestep, interpolated in log sigma), the prior scale of
 ``x_sigma`` at the start of sampling, how training draws noise levels, and the default inference
 ladders with "leading", "trailing" and "linspace" timestep spacing (Lin et al. 2024, table 2).
+
+Two continuous noise ladders between the schedule's ``sigma_min`` and ``sigma_max`` (not tied to
+training timesteps; the net sees the interpolated ``c_noise``) are also inference spacings:
+
+- ``karras``: ``sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``
+  with ``rho = 7`` (Karras et al. 2022, eq. 5);
+- ``exponential``: uniform in ``log sigma`` (the ``rho -> infinity`` limit of eq. 5).
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ import torch
 
 from ..registry import register
 
-SPACINGS = ("leading", "trailing", "linspace")
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+SIGMA_LADDERS = ("karras", "exponential")
+#: every valid ``spacing`` of :meth:`VPSchedule.inference_sigmas` (and of ``audiodiff generate --spacing``)
+SPACINGS = TIMESTEP_SPACINGS + SIGMA_LADDERS
 
 
 def sigma_to_alpha_bar(sigma: torch.Tensor) -> torch.Tensor:
@@ -31,6 +41,38 @@ def sigma_to_alpha_bar(sigma: torch.Tensor) -> torch.Tensor:
 def alpha_bar_to_sigma(alpha_bar: torch.Tensor) -> torch.Tensor:
     """``sigma = sqrt((1 - a) / a)``."""
     return ((1.0 - alpha_bar) / alpha_bar).sqrt()
+
+
+def _check_ladder(steps: int, sigma_min: float, sigma_max: float) -> None:
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not 0 < sigma_min <= sigma_max:
+        raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
+
+
+def _with_zero(sigmas: torch.Tensor) -> torch.Tensor:
+    """Append the final 0 and return float32 (the dtype of a schedule's table)."""
+    return torch.cat([sigmas, sigmas.new_zeros(1)]).float()
+
+
+def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """``(steps + 1,)`` descending sigmas of Karras et al. 2022, eq. 5, from ``sigma_max``, with a trailing 0.
+
+    ``rho = 1`` is linear in sigma; larger ``rho`` spends more steps at low noise.
+    """
+    _check_ladder(steps, sigma_min, sigma_max)
+    if not rho > 0:
+        raise ValueError(f"rho must be > 0, got {rho}")
+    ramp = torch.linspace(0, 1, int(steps), dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return _with_zero((hi + ramp * (lo - hi)) ** rho)
+
+
+def exponential_sigmas(steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """``(steps + 1,)`` descending sigmas uniform in ``log sigma`` from ``sigma_max`` to ``sigma_min``, then 0."""
+    _check_ladder(steps, sigma_min, sigma_max)
+    log_sigmas = torch.linspace(math.log(sigma_max), math.log(sigma_min), int(steps), dtype=torch.float64)
+    return _with_zero(log_sigmas.exp())
 
 
 @dataclass(frozen=True)
@@ -126,12 +168,23 @@ class VPSchedule:
             t = (T - torch.arange(steps) * (T / steps)).round().long() - 1
         elif spacing == "linspace":
             t = torch.linspace(T - 1, 0, steps).round().long()
+        elif spacing in SIGMA_LADDERS:
+            raise ValueError(f"spacing {spacing!r} is a continuous sigma ladder without integer timesteps; "
+                             f"timestep spacings: {', '.join(TIMESTEP_SPACINGS)}")
         else:
             raise ValueError(f"unknown timestep spacing {spacing!r}; valid: {', '.join(SPACINGS)}")
         return t.long()
 
     def inference_sigmas(self, steps: int, spacing: str = "trailing") -> torch.Tensor:
-        """``(steps + 1,)`` descending sigmas of the chosen timesteps with a trailing 0."""
+        """``(steps + 1,)`` descending sigmas with a trailing 0.
+
+        A timestep spacing picks ``steps`` of the training timesteps; ``"karras"`` (rho 7) and
+        ``"exponential"`` lay a continuous ladder between the schedule's ``sigma_min`` and ``sigma_max``.
+        """
+        if spacing == "karras":
+            return karras_sigmas(steps, self.sigma_min, self.sigma_max)
+        if spacing == "exponential":
+            return exponential_sigmas(steps, self.sigma_min, self.sigma_max)
         sigmas = self.sigmas[self.timesteps(steps, spacing)]
         return torch.cat([sigmas, sigmas.new_zeros(1)])
 

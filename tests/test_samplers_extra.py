@@ -1,0 +1,190 @@
+"""The SDE-flavoured samplers (dpmpp_2m_sde, sde, langevin) and the Karras / exponential noise ladders.
+
+Every registered sampler also gets the conformance and Gaussian-std checks of test_diffusion.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from audiodiff import registry
+from audiodiff.diffusion.schedules import (SPACINGS, CosineSchedule, LinearSchedule, exponential_sigmas,
+                                           karras_sigmas)
+from audiodiff.errors import ConfigError
+from test_diffusion import gaussian_denoiser, sample_std
+
+
+# -- ladders ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("ladder", [karras_sigmas, exponential_sigmas])
+@pytest.mark.parametrize("steps", [1, 2, 10, 1500])
+def test_ladders_descend_from_sigma_max_to_zero(ladder, steps):
+    sigmas = ladder(steps, 0.02, 80.0)
+    assert sigmas.shape == (steps + 1,) and sigmas.dtype == torch.float32
+    assert sigmas[0].item() == pytest.approx(80.0) and sigmas[-1] == 0
+    assert (sigmas[:-1] > sigmas[1:]).all()
+    if steps > 1:
+        assert sigmas[-2].item() == pytest.approx(0.02)
+
+
+def test_karras_rho_1_is_linear_and_exponential_is_log_linear():
+    lin = karras_sigmas(9, 0.5, 5.0, rho=1.0)[:-1].double()
+    assert torch.allclose(lin, torch.linspace(5.0, 0.5, 9, dtype=torch.float64), atol=1e-6)
+    log = exponential_sigmas(9, 0.5, 5.0)[:-1].double().log()
+    assert torch.allclose(log.diff(), log.diff()[:1].expand(8), atol=1e-6)
+    # rho = 7 lies between the linear (rho = 1) and the log-linear (rho -> infinity) ladders
+    k = karras_sigmas(9, 0.5, 5.0)[1:-2]
+    assert (k < karras_sigmas(9, 0.5, 5.0, rho=1.0)[1:-2]).all() and (k > exponential_sigmas(9, 0.5, 5.0)[1:-2]).all()
+
+
+@pytest.mark.parametrize("schedule", [LinearSchedule(), CosineSchedule()])
+def test_schedule_spacings_include_the_ladders(schedule):
+    assert set(SPACINGS) == {"leading", "trailing", "linspace", "karras", "exponential"}
+    for steps in (1, 7, 2000):
+        for spacing in SPACINGS:
+            if spacing in ("leading", "trailing", "linspace") and steps > schedule.num_steps:
+                continue
+            sigmas = schedule.inference_sigmas(steps, spacing)
+            assert len(sigmas) == steps + 1 and sigmas[-1] == 0 and (sigmas[:-1] > sigmas[1:]).all()
+    k = schedule.inference_sigmas(12, "karras")
+    assert torch.equal(k, karras_sigmas(12, schedule.sigma_min, schedule.sigma_max))
+    assert k[0].item() == pytest.approx(schedule.sigma_max) and k[-2].item() == pytest.approx(schedule.sigma_min)
+    assert torch.equal(schedule.inference_sigmas(12, "exponential"),
+                       exponential_sigmas(12, schedule.sigma_min, schedule.sigma_max))
+    with pytest.raises(ValueError, match="continuous sigma ladder"):
+        schedule.timesteps(12, "karras")
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        schedule.inference_sigmas(0, "exponential")
+
+
+def test_bad_ladders_are_errors():
+    with pytest.raises(ValueError, match="sigma_min"):
+        karras_sigmas(5, 0.0, 1.0)
+    with pytest.raises(ValueError, match="rho"):
+        karras_sigmas(5, 0.1, 1.0, rho=0)
+
+
+@pytest.mark.parametrize("name", ["heun", "dpmpp_2m"])
+@pytest.mark.parametrize("spacing", ["karras", "exponential"])
+def test_ode_samplers_converge_on_the_ladders(name, spacing):
+    errors = [abs(sample_std(name, steps, spacing=spacing) - 0.5) for steps in (10, 50)]
+    assert errors[1] < 0.005 and errors[1] < errors[0], errors
+
+
+# -- dpmpp_2m_sde ------------------------------------------------------------------------------
+def test_dpmpp_2m_sde_with_eta_0_is_dpmpp_2m_exactly():
+    sigmas = LinearSchedule().inference_sigmas(15, "trailing").double()
+    x = torch.randn(4, 3, 7, dtype=torch.float64) * sigmas[0]
+    denoise = gaussian_denoiser(0.7)
+    ref = registry.build("sampler", "dpmpp_2m")(denoise, x.clone(), sigmas)
+    out = registry.build("sampler", {"name": "dpmpp_2m_sde", "eta": 0.0})(denoise, x.clone(), sigmas,
+                                                                          torch.Generator().manual_seed(0))
+    assert torch.equal(out, ref)
+    assert not registry.build("sampler", {"name": "dpmpp_2m_sde", "eta": 0.0}).stochastic
+    assert registry.build("sampler", "dpmpp_2m_sde").stochastic
+
+
+@pytest.mark.parametrize("cfg", [{"eta": 0.5}, {"solver_type": "heun"}, {"solver_type": "heun", "eta": 0.0}])
+def test_dpmpp_2m_sde_variants_reach_gaussian_std(cfg):
+    schedule = LinearSchedule()
+    for steps, tol in ((25, 0.03), (200, 0.01)):
+        sigmas = schedule.inference_sigmas(steps).double()
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(20000, 1, generator=g, dtype=torch.float64) * schedule.prior_scale(float(sigmas[0]))
+        out = registry.build("sampler", {"name": "dpmpp_2m_sde", **cfg})(gaussian_denoiser(0.5), x, sigmas, g)
+        assert abs(out.std().item() - 0.5) < tol, (cfg, steps, out.std().item())
+
+
+# -- sde (predictor-corrector) -----------------------------------------------------------------
+@pytest.mark.parametrize("step_norm, bound", [("batch", 0.01), ("example", 0.02)])
+def test_sde_sampler_error_falls_with_steps(step_norm, bound):
+    """Per-example steps (the default, so a clip ignores its batch) keep a larger corrector bias
+    (0.017 at 200 steps here) than Song et al.'s batch-averaged steps (0.006)."""
+    errors = [abs(sample_std({"name": "sde", "step_norm": step_norm}, steps) - 0.5) for steps in (5, 25, 200)]
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[2] < bound, errors
+
+
+@pytest.mark.parametrize("step_norm", ["example", "batch"])
+def test_sde_sampler_on_high_dimensional_examples(step_norm):
+    """Per-example corrector steps need many dims per example (as any mel has); then they work too."""
+    schedule = LinearSchedule()
+    sigmas = schedule.inference_sigmas(50).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 1, 512, generator=g, dtype=torch.float64) * schedule.prior_scale(float(sigmas[0]))
+    sampler = registry.build("sampler", {"name": "sde", "step_norm": step_norm})
+    out = sampler(gaussian_denoiser(0.5), x, sigmas, g)
+    assert abs(out.std().item() - 0.5) < 0.025
+
+
+def test_sde_corrector_step_is_per_example_or_per_batch():
+    from audiodiff.diffusion.samplers import snr_step_size
+
+    grad = torch.tensor([[1.0, 1.0], [2.0, 2.0]])
+    z = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
+    per_example = snr_step_size(grad, z, 0.5, "example")
+    assert per_example.shape == (2, 1) and torch.allclose(per_example.flatten(), torch.tensor([0.5, 0.125]))
+    # batch: norms averaged first, sqrt(2) and 2 sqrt(2) -> 1.5 sqrt(2); eps = 2 (0.5 * sqrt(2) / (1.5 sqrt(2)))^2
+    assert snr_step_size(grad, z, 0.5, "batch").item() == pytest.approx(2 / 9)
+
+
+def test_sde_corrector_calls_and_order():
+    """Alg. 2's order: predictor sigma -> sigma_next, then the corrector at sigma_next; the last step denoises."""
+    seen = []
+
+    def denoise(x, sigma):
+        seen.append(float(sigma[0]))
+        return gaussian_denoiser(1.0)(x, sigma)
+
+    sigmas = torch.tensor([4.0, 2.0, 1.0, 0.0])
+    registry.build("sampler", {"name": "sde", "corrector_steps": 2})(denoise, torch.randn(2, 8) * 4, sigmas)
+    assert seen == [4.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0]
+
+
+# -- langevin ------------------------------------------------------------------------------------
+def test_langevin_default_step_is_two_sigma_min_squared():
+    sigmas = LinearSchedule().inference_sigmas(10).double()
+    x = torch.randn(6, 4, dtype=torch.float64) * sigmas[0]
+    runs = []
+    for cfg in ({"name": "langevin"}, {"name": "langevin", "step_lr": 2 * float(sigmas[-2]) ** 2}):
+        runs.append(registry.build("sampler", cfg)(gaussian_denoiser(0.5), x, sigmas, torch.Generator().manual_seed(4)))
+    assert torch.allclose(runs[0], runs[1], rtol=1e-12, atol=1e-12)
+
+
+def test_langevin_calls_each_level_n_steps_then_denoises():
+    seen = []
+
+    def denoise(x, sigma):
+        seen.append(float(sigma[0]))
+        return gaussian_denoiser(1.0)(x, sigma)
+
+    sampler = registry.build("sampler", {"name": "langevin", "n_steps_each": 3})
+    sampler(denoise, torch.randn(2, 5), torch.tensor([2.0, 1.0, 0.0]))
+    assert seen == [2.0] * 3 + [1.0] * 4
+
+
+def test_langevin_samples_the_noised_distribution_at_one_level():
+    """Many small steps at one level sigma reach N(0, s^2 + sigma^2) (exactly: v / (1 - alpha / 4v))."""
+    s, sigma, alpha = 0.5, 1.0, 0.1
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(20000, 1, generator=g, dtype=torch.float64) * 3.0  # far from stationary
+    sampler = registry.build("sampler", {"name": "langevin", "n_steps_each": 200, "step_lr": alpha})
+    out = sampler(gaussian_denoiser(s), x, torch.tensor([sigma, 0.0], dtype=torch.float64), g)
+    v = s**2 + sigma**2
+    stationary_std = math.sqrt(v / (1 - alpha / (4 * v)))
+    assert out.std().item() == pytest.approx(stationary_std * s**2 / v, abs=0.004)  # then denoised
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"name": "dpmpp_2m_sde", "eta": -1}, "eta"),
+    ({"name": "dpmpp_2m_sde", "solver_type": "rk4"}, "solver_type"),
+    ({"name": "sde", "snr": 0}, "snr"),
+    ({"name": "sde", "step_norm": "global"}, "step_norm"),
+    ({"name": "langevin", "n_steps_each": 0}, "n_steps_each"),
+    ({"name": "langevin", "step_lr": -1e-5}, "step_lr"),
+])
+def test_bad_sampler_options_are_config_errors(cfg, match):
+    with pytest.raises(ConfigError, match=match):
+        registry.build("sampler", cfg)
