@@ -48,5 +48,8 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,plot,text,bench]'
 	$(PY) benchmarks/run.py
 
+samples: $(STAMP)
+	$(PY) recipes/samples.py --out samples
+
 clean:
 	rm -rf $(VENV) out .pytest_cache
