@@ -13,6 +13,7 @@ from .registry import build, names, register  # noqa: E402
 from .model import DiffusionModel  # noqa: E402
 from .hub import list_models, load  # noqa: E402
 from .generate import Audio, generate  # noqa: E402
+from .edit import continue_audio, inpaint, interpolate, interpolate_prompts, loop, seam_score, variation  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -24,6 +25,13 @@ __all__ = [
     "ModelLoadError",
     "SettingsMismatchError",
     "build",
+    "continue_audio",
+    "inpaint",
+    "interpolate",
+    "interpolate_prompts",
+    "loop",
+    "seam_score",
+    "variation",
     "generate",
     "list_models",
     "load",

@@ -1,6 +1,9 @@
 """The ``audiodiff`` command line: a thin front end over the public Python functions.
 
-Every error a user can cause prints one line ``audiodiff: error: ...`` and exits with status 2.
+``generate`` makes clips from noise (any length: long ones in overlapping windows); ``inpaint``,
+``continue``, ``variation``, ``interpolate`` and ``loop`` wrap :mod:`audiodiff.edit`.  Every command
+writes WAVs with JSON sidecars.  Every error a user can cause prints one line
+``audiodiff: error: ...`` and exits with status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from .diffusion.schedules import SPACINGS
 from .errors import AudiodiffError, ConfigError
 
 EXIT_USAGE = 2
@@ -54,12 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance-scale", type=float, default=None,
                      help="classifier-free guidance scale (1 = none; default: the model's)")
     gen.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale fraction in [0, 1]")
-    gen.add_argument("--seconds", type=float, default=None, help="clip length (default: the model's window)")
+    gen.add_argument("--seconds", type=float, default=None,
+                     help="clip length (default: the model's window; longer clips are made in overlapping windows)")
+    gen.add_argument("--overlap", type=float, default=0.5,
+                     help="for long clips: fraction of a window shared with the one before (default 0.5)")
     gen.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     gen.add_argument("--sampler", default=None, help="sampler name (see `audiodiff info --samplers`)")
     gen.add_argument("--sampler-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                      help="sampler option, e.g. eta=0.5 (repeatable)")
-    gen.add_argument("--spacing", choices=["leading", "trailing", "linspace"], default=None)
+    gen.add_argument("--spacing", choices=list(SPACINGS), default=None)
     gen.add_argument("--seed", type=int, default=None, help="base seed; clip i uses seed + i")
     gen.add_argument("--vocoder", default=None, help="vocoder name (e.g. griffinlim) or trained vocoder folder")
     gen.add_argument("--batch-size", type=_positive_int, default=16)
@@ -77,13 +84,97 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the shipped models")
     models.set_defaults(func=cmd_models)
 
+    _add_edit_parsers(sub)
+
     demo = sub.add_parser("demo", help="generate a few clips from every shipped model")
     demo.add_argument("--out", "-o", default="out")
     demo.add_argument("--num-samples", "-n", type=_positive_int, default=1, help="clips per prompt")
     demo.add_argument("--prompts", type=_positive_int, default=3, help="prompts per conditional model")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+    lik = sub.add_parser("likelihood", help="bits per dimension of audio files under a model")
+    lik.add_argument("files", nargs="+", metavar="FILE", help="audio files (each cropped or zero-padded to the model's window)")
+    lik.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
+    lik.add_argument("--method", choices=["vlb", "ode"], default="vlb",
+                     help="vlb: variational bound, an upper bound on the NLL (default); ode: probability-flow ODE")
+    lik.add_argument("--steps", type=_positive_int, default=None,
+                     help="vlb: timesteps sampled (default: all); ode: Heun steps (default 64)")
+    lik.add_argument("--bin-width", type=float, default=None,
+                     help="bin width in normalised feature units (default 2/255)")
+    lik.add_argument("--prompt", "-p", default=None, help="condition on this prompt (default: the null condition)")
+    lik.add_argument("--seed", type=int, default=0)
+    lik.add_argument("--batch-size", type=_positive_int, default=8)
+    lik.add_argument("--json", default="likelihood.json", help="where to write the results (default likelihood.json)")
+    lik.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    lik.set_defaults(func=cmd_likelihood)
     return parser
+
+
+def _add_sampling_options(p: argparse.ArgumentParser, prefix: str) -> None:
+    """The options every edit command shares with ``generate``."""
+    p.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
+    p.add_argument("--out", "-o", default="out", help="output folder (default: out)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--sampler", default=None, help="sampler name (see `audiodiff info --registry`)")
+    p.add_argument("--sampler-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="sampler option, e.g. eta=0.5 (repeatable)")
+    p.add_argument("--spacing", choices=list(SPACINGS), default=None)
+    p.add_argument("--seed", type=int, default=None, help="base seed; clip i uses seed + i")
+    p.add_argument("--prompt", "-p", default=None, help="text prompt (conditional models)")
+    p.add_argument("--negative-prompt", default=None, help="what guidance steers away from")
+    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--vocoder", default=None, help="vocoder name (e.g. griffinlim) or trained vocoder folder")
+    p.add_argument("--prefix", default=prefix, help=f"file name prefix (default: {prefix})")
+    p.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def _add_edit_parsers(sub) -> None:
+    inp = sub.add_parser("inpaint", help="regenerate a time range (and frequency band) of a clip")
+    _add_sampling_options(inp, "inpaint")
+    inp.add_argument("--input", "-i", required=True, help="audio file to edit")
+    inp.add_argument("--start", type=float, required=True, help="start of the range to regenerate (s)")
+    inp.add_argument("--end", type=float, required=True, help="end of the range to regenerate (s)")
+    inp.add_argument("--fmin", type=float, default=None, help="lowest frequency to regenerate (Hz)")
+    inp.add_argument("--fmax", type=float, default=None, help="highest frequency to regenerate (Hz)")
+    inp.add_argument("--jumps", type=int, default=0, help="RePaint resamplings per jump point (default 0)")
+    inp.add_argument("--jump-length", type=int, default=10, help="steps between jump points (default 10)")
+    inp.add_argument("--num-samples", "-n", type=_positive_int, default=1)
+    inp.set_defaults(func=cmd_inpaint)
+
+    cont = sub.add_parser("continue", help="extend a clip by N seconds")
+    _add_sampling_options(cont, "continue")
+    cont.add_argument("--input", "-i", required=True, help="audio file to continue")
+    cont.add_argument("--seconds", type=float, required=True, help="seconds to add")
+    cont.add_argument("--overlap", type=float, default=0.5, help="fraction of a window that is context (default 0.5)")
+    cont.add_argument("--jumps", type=int, default=0, help="RePaint resamplings per jump point (default 0)")
+    cont.add_argument("--jump-length", type=int, default=10, help="steps between jump points (default 10)")
+    cont.add_argument("--num-samples", "-n", type=_positive_int, default=1)
+    cont.set_defaults(func=cmd_continue)
+
+    var = sub.add_parser("variation", help="variations of a clip (SDEdit)")
+    _add_sampling_options(var, "variation")
+    var.add_argument("--input", "-i", required=True, help="audio file to vary")
+    var.add_argument("--strength", type=float, required=True, help="in (0, 1]: how far from the clip (1: ignore it)")
+    var.add_argument("--num-samples", "-n", type=_positive_int, default=1)
+    var.set_defaults(func=cmd_variation)
+
+    itp = sub.add_parser("interpolate", help="clips between two clips (DDIM inversion + slerp) or two prompts")
+    _add_sampling_options(itp, "interp")
+    itp.add_argument("--input", "-i", default=None, help="first audio file")
+    itp.add_argument("--input2", default=None, help="second audio file")
+    itp.add_argument("--prompt2", default=None, help="second prompt (with --prompt, no inputs)")
+    itp.add_argument("--num-steps", type=_positive_int, default=5, help="clips from one end to the other (default 5)")
+    itp.add_argument("--seconds", type=float, default=None, help="clip length for prompt interpolation")
+    itp.set_defaults(func=cmd_interpolate)
+
+    lp = sub.add_parser("loop", help="clips whose end flows into their start")
+    _add_sampling_options(lp, "loop")
+    lp.add_argument("--seconds", type=float, default=None, help="clip length (default: the model's window)")
+    lp.add_argument("--wrap", type=float, default=0.25, help="fraction of the clip the net sees wrapped around")
+    lp.add_argument("--num-samples", "-n", type=_positive_int, default=1)
+    lp.set_defaults(func=cmd_loop)
 
 
 def _device(name: str | None) -> str:
@@ -111,7 +202,7 @@ def check_out_dir(out: str | os.PathLike) -> Path:
     return out
 
 
-def _progress(total: int, quiet: bool):
+def _progress(total: int | None, quiet: bool):
     if quiet:
         return None, None
     from tqdm import tqdm
@@ -121,11 +212,13 @@ def _progress(total: int, quiet: bool):
 
 
 def write_clips(clips, model, out: Path, prefix: str, plot: bool) -> list[Path]:
-    """Save clips as ``{prefix}_{index:03d}[_{prompt}]_seed{seed}.wav`` with sidecars (and PNGs with ``plot``)."""
+    """Save clips as ``{prefix}_{index:03d}[_{prompt}][_seed{seed}].wav`` with sidecars (and PNGs with ``plot``)."""
     paths = []
     for clip in clips:
         tag = _slug(clip.metadata.get("prompt") or "")
-        name = f"{prefix}_{clip.metadata['index']:03d}{'_' + tag if tag else ''}_seed{clip.metadata['seed']}.wav"
+        seed = clip.metadata.get("seed")
+        seed_tag = "" if seed is None else f"_seed{seed}"
+        name = f"{prefix}_{clip.metadata['index']:03d}{'_' + tag if tag else ''}{seed_tag}.wav"
         log_mel = model.representation.to_log_mel(clip.features[None])[0] if plot else None  # (1, n_mels, T) -> (n_mels, T)
         paths.append(clip.save(out / name, plot=plot, log_mel=log_mel, hop_length=model.representation.hop_length))
     return paths
@@ -152,7 +245,7 @@ def _slug(text: str, limit: int = 40) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import check_prompts, check_seconds, generate, inference_sigmas, resolve_sampler
+    from .generate import check_prompts, check_seconds, generate, inference_sigmas
     from .hub import load
 
     if args.steps is not None and args.steps < 1:
@@ -162,26 +255,136 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
     model = load(args.model, device=_device(args.device))
-    sampler = args.sampler or model.config["sampler"]
-    if args.sampler_arg:
-        sampler = {**({"name": sampler} if isinstance(sampler, str) else dict(sampler)), **dict(args.sampler_arg)}
-    resolve_sampler(sampler, model)  # fail before the progress bar starts
-    check_seconds(model, args.seconds)
+    sampler = _sampler_spec(args, model)
+    seconds = check_seconds(model, args.seconds, long_form=True)
     clip_prompts, _ = check_prompts(model, prompts, args.negative_prompt, args.num_samples)
     steps = len(inference_sigmas(model, args.steps, args.spacing)) - 1
     batches = -(-len(clip_prompts) // args.batch_size)
-    bar, callback = _progress(steps * batches, args.quiet)
+    bar, callback = _progress(steps * batches * _windows(model, seconds, args.overlap), args.quiet)
     try:
         clips = generate(model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
                          guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
                          seconds=args.seconds, steps=args.steps,
                          sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
-                         batch_size=args.batch_size, spacing=args.spacing)
+                         batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap)
     finally:
         if bar is not None:
             bar.close()
     for path in write_clips(clips, model, out, args.prefix, args.plot):
         print(path)
+    return 0
+
+
+def _sampler_spec(args: argparse.Namespace, model) -> Any:
+    """The sampler named by ``--sampler`` (default: the model's) with ``--sampler-arg`` options, checked."""
+    from .generate import resolve_sampler
+
+    sampler = args.sampler or model.config["sampler"]
+    if args.sampler_arg:
+        sampler = {**({"name": sampler} if isinstance(sampler, str) else dict(sampler)), **dict(args.sampler_arg)}
+    resolve_sampler(sampler, model)  # fail before the progress bar starts
+    return sampler
+
+
+def _windows(model, seconds: float, overlap: float) -> int:
+    """How many windows ``generate`` runs for a clip of ``seconds``."""
+    if seconds <= model.max_seconds + 1e-9:
+        return 1
+    from .edit import plan_windows
+
+    return plan_windows(model, model.representation.frames_for(seconds), overlap).count
+
+
+def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "prompt", "negative_prompt"),
+              **kwargs: Any) -> int:
+    """Load the model, run ``edit(model, **kwargs)`` with the sampling options and the ``shared`` ones
+    (``--seed``, ``--prompt``, ...) under a progress bar, and write the clips."""
+    from .hub import load
+
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    out = check_out_dir(args.out)
+    if args.plot:
+        from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
+    model = load(args.model, device=_device(args.device))
+    kwargs.update(steps=args.steps, spacing=args.spacing, vocoder=args.vocoder, guidance_scale=args.guidance_scale)
+    if args.sampler is not None or args.sampler_arg:  # otherwise the edit's default sampler
+        kwargs["sampler"] = _sampler_spec(args, model)
+    kwargs.update({key: getattr(args, key) for key in shared})
+    bar, callback = _progress(None, args.quiet)
+    try:
+        clips = edit(model, callback=callback, **kwargs)
+    finally:
+        if bar is not None:
+            bar.close()
+    for path in write_clips(clips, model, out, args.prefix, args.plot):
+        print(path)
+    return 0
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from .edit import inpaint
+
+    return _run_edit(args, inpaint, audio=args.input, start=args.start, end=args.end, fmin=args.fmin, fmax=args.fmax,
+                     jumps=args.jumps, jump_length=args.jump_length, num_samples=args.num_samples)
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    from .edit import continue_audio
+
+    return _run_edit(args, continue_audio, audio=args.input, seconds=args.seconds, overlap=args.overlap,
+                     jumps=args.jumps, jump_length=args.jump_length, num_samples=args.num_samples)
+
+
+def cmd_variation(args: argparse.Namespace) -> int:
+    from .edit import variation
+
+    return _run_edit(args, variation, audio=args.input, strength=args.strength, num_samples=args.num_samples)
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .edit import interpolate, interpolate_prompts
+
+    if args.num_steps < 2:
+        raise ConfigError(f"--num-steps must be >= 2 (both ends are included), got {args.num_steps}")
+    if args.input is not None or args.input2 is not None:
+        if args.input is None or args.input2 is None:
+            raise ConfigError("interpolating audio needs both --input and --input2")
+        if args.prompt2 is not None:
+            raise ConfigError("--prompt2 is for prompt interpolation; with --input/--input2 give at most --prompt")
+        if args.seconds is not None:
+            raise ConfigError("--seconds is for prompt interpolation; audio interpolation keeps the inputs' length")
+        return _run_edit(args, interpolate, ("prompt", "negative_prompt"), audio_a=args.input, audio_b=args.input2,
+                         n=args.num_steps)  # deterministic: --seed plays no part
+    if args.prompt is None or args.prompt2 is None:
+        raise ConfigError("interpolate needs --input and --input2, or --prompt and --prompt2")
+    return _run_edit(args, interpolate_prompts, ("seed", "negative_prompt"), prompt_a=args.prompt,
+                     prompt_b=args.prompt2, n=args.num_steps, seconds=args.seconds)
+
+
+def cmd_loop(args: argparse.Namespace) -> int:
+    from .edit import loop
+
+    return _run_edit(args, loop, seconds=args.seconds, wrap=args.wrap, num_samples=args.num_samples)
+
+
+def cmd_likelihood(args: argparse.Namespace) -> int:
+    from .hub import load
+    from .likelihood import DEFAULT_BIN_WIDTH, format_table, likelihood_of_files
+
+    out = Path(args.json)
+    if not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
+    model = load(args.model, device=_device(args.device))
+    bin_width = DEFAULT_BIN_WIDTH if args.bin_width is None else args.bin_width
+    results = likelihood_of_files(model, args.files, method=args.method, steps=args.steps, bin_width=bin_width,
+                                  seed=args.seed, batch_size=args.batch_size, prompt=args.prompt)
+    print(format_table(results))
+    try:
+        out.write_text(json.dumps(results, indent=2) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out}")
     return 0
 
 

@@ -2,9 +2,12 @@
 
 :func:`generate` is assembled from small pieces that the editing functions reuse:
 :func:`resolve_sampler`, :func:`inference_sigmas`, :func:`initial_noise`, :func:`run_sampler`
-and :func:`to_audio`.  Each clip ``i`` of a call with ``seed`` draws all its noise from its own
-generator seeded with ``seed + i``, so a clip is reproducible from its sidecar alone, whatever the
-batch it was made in.
+and :func:`to_audio` (plus :func:`resolve_vocoder`, :func:`check_guidance` and :func:`base_metadata`).
+Each clip ``i`` of a call with ``seed`` draws all its noise from its own generator seeded with
+``seed + i``, so a clip is reproducible from its sidecar alone, whatever the batch it was made in.
+
+Clips longer than ``model.max_seconds`` are made in overlapping windows: the first is sampled as
+usual, each further one inpaints its overlap with the tail so far (:func:`audiodiff.edit.extend`).
 """
 
 from __future__ import annotations
@@ -184,18 +187,61 @@ def conditioned_denoiser(model: DiffusionModel, prompts: list[str], negatives: l
     if unguided:
         inputs = model.encode_prompts(prompts)
         return lambda x, sigma: model.denoise(x, sigma, **inputs)
-    both = model.paired_inputs(*model.guided_inputs(prompts, negatives))
+    return inputs_denoiser(model, *model.guided_inputs(prompts, negatives), guidance_scale, guidance_rescale)
+
+
+def inputs_denoiser(model: DiffusionModel, cond: dict[str, torch.Tensor], uncond: dict[str, torch.Tensor],
+                    guidance_scale: float, guidance_rescale: float = 0.0):
+    """The guided denoiser for ready-made net inputs ``cond`` and ``uncond`` (``(B, ...)`` each)."""
+    if guidance_scale == 1.0:
+        return lambda x, sigma: model.denoise(x, sigma, **cond)
+    both = model.paired_inputs(cond, uncond)
     return guided_denoiser(lambda x2, s2: model.denoise(x2, s2, **both), guidance_scale, guidance_rescale)
 
 
-def check_seconds(model: DiffusionModel, seconds: float | None) -> float:
-    """The clip length to make: ``seconds`` or the model's window; an error outside ``(0, max_seconds]``."""
+def check_guidance(model: DiffusionModel, guidance_scale: float | None, guidance_rescale: float) -> float:
+    """The guidance scale to use (default the model's); an error if it or the rescale is out of range."""
+    scale = float(model.config["guidance_scale"] if guidance_scale is None else guidance_scale)
+    if not math.isfinite(scale) or not 0 <= guidance_rescale <= 1:
+        raise ConfigError(f"guidance_scale must be finite and guidance_rescale in [0, 1], got {scale}, {guidance_rescale}")
+    return scale
+
+
+#: the longest clip made in overlapping windows (10 minutes)
+LONG_FORM_LIMIT = 600.0
+
+
+def check_seconds(model: DiffusionModel, seconds: float | None, long_form: bool = False) -> float:
+    """The clip length to make: ``seconds`` or the model's window; an error outside ``(0, max_seconds]``
+    (with ``long_form``, up to :data:`LONG_FORM_LIMIT`: longer clips are made in overlapping windows)."""
     seconds = model.seconds if seconds is None else seconds
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
         raise ConfigError(f"seconds must be a positive number, got {seconds!r}")
-    if seconds > model.max_seconds + 1e-9:
-        raise ConfigError(f"seconds={seconds} is beyond what this model makes (at most {model.max_seconds:g} s)")
+    limit = LONG_FORM_LIMIT if long_form else model.max_seconds
+    if seconds > limit + 1e-9:
+        raise ConfigError(f"seconds={seconds} is beyond what this model makes (at most {limit:g} s)")
     return float(seconds)
+
+
+def resolve_vocoder(model: DiffusionModel, vocoder: Any = None) -> Any:
+    """The vocoder (default: the model's), checked against the model's mel settings, on its device."""
+    return build_vocoder(vocoder or model.config["vocoder"], model.representation.settings()).to(model.device)
+
+
+def base_metadata(model: DiffusionModel, sampler: Any, sigmas: torch.Tensor, spacing: str | None, seconds: float,
+                  vocoder: Any) -> dict[str, Any]:
+    """The sidecar fields every clip shares: model, sampler, steps, length, vocoder, version, command."""
+    return {
+        "model": getattr(model, "source", None),
+        "sampler": sampler_config(sampler),
+        "steps": len(sigmas) - 1,
+        "spacing": spacing or model.config["spacing"],
+        "seconds": seconds,
+        "sample_rate": model.sample_rate,
+        "vocoder": vocoder.config(),
+        "audiodiff_version": __version__,
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
+    }
 
 
 # -- the public function ----------------------------------------------------------------------
@@ -215,6 +261,7 @@ def generate(
     batch_size: int = 16,
     spacing: str | None = None,
     device: torch.device | str | None = None,
+    overlap: float = 0.5,
 ) -> list[Audio]:
     """Generate ``num_samples`` clips (per prompt).
 
@@ -226,7 +273,9 @@ def generate(
         guidance_scale: classifier-free guidance scale (1 = plain conditional, 0 = unconditional);
             default the model's ``guidance_scale``.
         guidance_rescale: fraction in [0, 1] of guidance rescaling (Lin et al. 2024).
-        seconds: clip length (default: the model's training window; at most ``model.max_seconds``).
+        seconds: clip length (default: the model's training window).  Beyond ``model.max_seconds``
+            the clip is made in windows of ``max_seconds`` that overlap by ``overlap``
+            (see :func:`audiodiff.edit.extend`); the sidecar then records the seams' ``seam_ratio``.
         steps: sampler steps (default: the model's); between 1 and the schedule's training steps.
         sampler: registry name or config (``"ddim"``, ``{"name": "ddim", "eta": 0.5}``, ``"ddpm"``,
             ...), a sampler object, or ``None`` for the model's default.
@@ -236,6 +285,7 @@ def generate(
         batch_size: clips per denoiser batch.
         spacing: timestep spacing ``"leading"``, ``"trailing"`` or ``"linspace"`` (default: model's).
         device: where to run (default: the model's device).
+        overlap: for long clips, the fraction in (0, 1) of a window shared with the one before.
 
     Returns:
         ``num_samples * len(prompts)`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.
@@ -243,31 +293,26 @@ def generate(
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
     prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
-    scale = float(model.config["guidance_scale"] if guidance_scale is None else guidance_scale)
-    if not math.isfinite(scale) or not 0 <= guidance_rescale <= 1:
-        raise ConfigError(f"guidance_scale must be finite and guidance_rescale in [0, 1], got {scale}, {guidance_rescale}")
+    scale = check_guidance(model, guidance_scale, guidance_rescale)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    seconds = check_seconds(model, seconds)
+    seconds = check_seconds(model, seconds, long_form=True)
+    if not isinstance(overlap, (int, float)) or not 0 < overlap < 1:
+        raise ConfigError(f"overlap must be in (0, 1), got {overlap!r}")
     if device is not None:
         model = model.to(device)
     model.eval()
     sampler_obj = resolve_sampler(sampler, model)
     sigmas = inference_sigmas(model, steps, spacing)
-    vocoder_obj = build_vocoder(vocoder or model.config["vocoder"], model.representation.settings()).to(model.device)
+    vocoder_obj = resolve_vocoder(model, vocoder)
     seed = random.randrange(2**31) if seed is None else int(seed)
     frames = model.representation.frames_for(seconds)
-    common = {
-        "model": getattr(model, "source", None),
-        "sampler": sampler_config(sampler_obj),
-        "steps": len(sigmas) - 1,
-        "spacing": spacing or model.config["spacing"],
-        "seconds": seconds,
-        "sample_rate": model.sample_rate,
-        "vocoder": vocoder_obj.config(),
-        "audiodiff_version": __version__,
-        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
-    }
+    plan = None
+    if seconds > model.max_seconds + 1e-9:
+        from .edit import plan_windows  # edit builds on this module's pieces
+
+        plan = plan_windows(model, frames, overlap)
+    common = base_metadata(model, sampler_obj, sigmas, spacing, seconds, vocoder_obj)
     if model.is_conditional:
         common.update(guidance_scale=scale, guidance_rescale=guidance_rescale)
     total = len(prompts)
@@ -279,12 +324,32 @@ def generate(
         with torch.inference_mode():
             denoise_fn = conditioned_denoiser(model, prompts[start:stop], negatives and negatives[start:stop],
                                               scale, guidance_rescale)
-        x = initial_noise(model, frames, float(sigmas[0]), generators).to(model.device)
         batch_cb = None if callback is None else (lambda info, b=start // batch_size: callback({**info, "batch": b}))
-        x = run_sampler(model, x, sigmas, sampler_obj, generators, batch_cb, denoise_fn)
-        meta = [{**common, "seed": s, "index": start + j} for j, s in enumerate(seeds)]
+        x, extra = sample_frames(model, frames, sigmas, sampler_obj, generators, batch_cb, denoise_fn, plan)
+        meta = [{**common, **extra[j], "seed": s, "index": start + j} for j, s in enumerate(seeds)]
         if model.is_conditional:
             for j, m in enumerate(meta):
                 m.update(prompt=prompts[start + j], negative_prompt=negatives[start + j] if negatives else None)
         clips.extend(to_audio(model, x, vocoder_obj, meta))
     return clips
+
+
+def sample_frames(model: DiffusionModel, frames: int, sigmas: torch.Tensor, sampler: Any,
+                  generators: Sequence[torch.Generator], callback: Callable[[dict[str, Any]], None] | None,
+                  denoise_fn: Callable, plan: Any = None) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """``(B, *sample_shape(frames))`` samples from noise, and per-clip sidecar extras.
+
+    Without a window ``plan`` this is one sampler run; with one (a long clip), the first window
+    is sampled and :func:`audiodiff.edit.extend` continues it window by window.
+    """
+    first = frames if plan is None else plan.window
+    x = initial_noise(model, first, float(sigmas[0]), generators).to(model.device)
+    x = run_sampler(model, x, sigmas, sampler, generators, callback, denoise_fn)
+    if plan is None:
+        return x, [{} for _ in generators]
+    from .edit import extend, seam_score
+
+    x, seams = extend(model, x, plan, sigmas, sampler, generators, denoise_fn, callback=callback)
+    feats = model.from_net_layout(x).float().cpu()  # (B, *shape_per_frame, frames)
+    info = plan.metadata()
+    return x, [{"long_form": info, "seams": seams, "seam_ratio": seam_score(f, seams)} for f in feats]

@@ -40,7 +40,9 @@ def test_same_seed_same_audio_whatever_the_batch(tiny_model, sampler):
 
 def test_generate_errors(tiny_model):
     with pytest.raises(ConfigError, match="beyond what this model makes"):
-        audiodiff.generate(tiny_model, seconds=10)
+        audiodiff.generate(tiny_model, seconds=1000)  # long clips are made in windows, up to 10 minutes
+    with pytest.raises(ConfigError, match="overlap must be in"):
+        audiodiff.generate(tiny_model, seconds=10, overlap=1.0)
     with pytest.raises(ConfigError, match="positive"):
         audiodiff.generate(tiny_model, seconds=0)
     with pytest.raises(ConfigError, match="between 1 and"):

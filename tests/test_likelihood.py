@@ -190,3 +190,23 @@ def test_likelihood_of_files(tiny_model, tmp_path, method, steps):
     json.dumps(results)
     table = format_table(results)
     assert "bits/dim" in table and str(long) in table
+
+
+def test_likelihood_cli(tmp_path, capsys):
+    import json as _json
+
+    import soundfile as sf
+
+    from audiodiff import DiffusionModel
+    from audiodiff.cli import main
+    from conftest import tiny_config
+
+    folder = DiffusionModel(tiny_config()).save(tmp_path / "m")
+    clip = tmp_path / "a.wav"
+    sf.write(str(clip), (0.1 * torch.randn(2000)).numpy(), 8000)
+    out = tmp_path / "lik.json"
+    assert main(["likelihood", "--model", str(folder), str(clip), "--steps", "4", "--json", str(out)]) == 0
+    results = _json.loads(out.read_text())
+    assert len(results) == 1 and results[0]["bits_per_dim"] > 0
+    assert main(["likelihood", "--model", str(folder), str(tmp_path / "none.wav"), "--json", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -1,0 +1,686 @@
+"""Editing audio with a diffusion model: inpaint, continue, long clips, variations, interpolation, loops.
+
+Everything here is built from :mod:`audiodiff.generate`'s pieces (sampler, sigma ladder, noise,
+:func:`~audiodiff.generate.run_sampler`, decoding) and works with any registered sampler: edits
+change the denoise function a sampler sees, or which segment of the sigma ladder it walks, never
+the sampler itself.
+
+- Inpainting (:func:`inpaint`, :func:`run_inpainting`): RePaint (Lugmayr et al. 2022, alg. 1).  The
+  known region must be ``x0 + sigma * eps`` at every sigma (RePaint eq. 8).  Rather than overwrite
+  a sampler's state, :func:`known_denoiser` answers the denoiser query with ``x0`` itself inside
+  the known region; any sampler that steps towards its denoised estimate (DDIM, Euler, Heun,
+  DPM-Solver++, ancestral/DDPM) then keeps the known region at exactly ``x0 + sigma * eps`` after
+  every step (for ODE samplers with one fixed ``eps``; with fresh noise for stochastic ones), while
+  the net sees it as context for the unknown region.  Resampling ("jumps", alg. 1 lines 3-9 with
+  the jump schedule of their sec. 4.3): after walking ``jump_length`` levels down the ladder the
+  sample is re-noised back up with ``x_hi = x_lo + sqrt(sigma_hi^2 - sigma_lo^2) * z`` (the forward
+  process in sigma space) and walked down again, ``jumps`` times.
+- Continuation and long clips (:func:`continue_audio`, :func:`extend`): windows of the model's
+  ``max_seconds`` that overlap the audio so far; each inpaints its overlap (known) and the rest,
+  and the last ``crossfade`` frames of the overlap are crossfaded in feature space.
+- Variation (:func:`variation`): SDEdit (Meng et al. 2022, sec. 3, alg. 1): noise the clip to the
+  ladder's sigma at fraction ``strength`` and sample from there.
+- Interpolation (:func:`interpolate`): DDIM inversion (Song et al. 2021, sec. 4.3; the
+  probability-flow ODE, Karras et al. 2022 eq. 4, integrated upwards from sigma_min to sigma_max
+  with the same deterministic sampler on the ascending ladder), spherical interpolation of the
+  latents (Shoemake 1985; as in Song et al. 2021, sec. 5.3), regenerated with the ODE.
+  :func:`interpolate_prompts` blends the conditioning net inputs linearly from one noise.
+- Loops (:func:`loop`): the denoiser sees the time axis circularly padded (:func:`circular_denoiser`),
+  so the clip's end flows into its start.
+
+:func:`seam_score` measures a seam: the mean absolute mel change between the frames either side of
+it, over the clip's median frame-to-frame change (1 is a seam like any other frame step).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from .audio.io import load_audio, resample, to_mono
+from .errors import ConfigError
+from .generate import (Audio, PerRowGenerator, base_metadata, check_guidance, check_prompts, check_seconds,
+                       conditioned_denoiser, inference_sigmas, initial_noise, inputs_denoiser, make_generators,
+                       resolve_sampler, resolve_vocoder, run_sampler, to_audio)
+from .model import DiffusionModel
+
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[dict[str, Any]], None] | None
+AudioInput = Audio | torch.Tensor | str | os.PathLike
+
+__all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "inpaint", "interpolate",
+           "interpolate_prompts", "invert", "known_denoiser", "lerp_inputs", "load_input", "loop", "loop_seam_score",
+           "mel_band", "mel_centres", "plan_windows", "repaint_segments", "run_inpainting", "seam_score", "slerp",
+           "variation"]
+
+
+# -- checks and inputs -------------------------------------------------------------------------
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _fraction(name: str, value: Any, low: float, high: float, closed_high: bool = False) -> float:
+    """``value`` in ``(low, high)`` (or ``(low, high]``), else a one-line error."""
+    value = _number(name, value)
+    if not (low < value < high or (closed_high and value == high)):
+        raise ConfigError(f"{name} must be in ({low:g}, {high:g}{']' if closed_high else ')'}, got {value:g}")
+    return value
+
+
+def _count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def load_input(model: DiffusionModel, audio: AudioInput) -> tuple[torch.Tensor, str | None]:
+    """Clean samples ``(1, *net_shape_per_frame, frames)`` of a clip, and its path (if it came from one).
+
+    ``audio`` is a file path (read with :func:`~audiodiff.audio.load_audio` at the model's rate), a
+    waveform ``(S,)`` or ``(C, S)`` at the model's rate, or an :class:`Audio` (its ``features`` are
+    used as they are when they fit the model, so a generated clip is edited without re-encoding).
+    """
+    source = None
+    if isinstance(audio, (str, os.PathLike)):
+        source = str(audio)
+        wave, _ = load_audio(audio, model.sample_rate)  # (1, S)
+    elif isinstance(audio, Audio):
+        feats = audio.features
+        if feats is not None and tuple(feats.shape[:-1]) == tuple(model.representation.shape_per_frame):
+            return model.to_net_layout(feats[None].to(model.device, torch.float32)), None  # (1, *shape, T)
+        wave = resample(to_mono(audio.waveform), audio.sample_rate, model.sample_rate)
+    elif isinstance(audio, torch.Tensor) and audio.dim() in (1, 2):
+        wave = to_mono(audio if audio.dim() == 2 else audio[None])  # (S,) or (C, S) -> (1, S)
+    else:
+        raise ConfigError(f"audio must be a path, a waveform (S,) or (C, S), or an Audio, got {type(audio).__name__}")
+    if wave.shape[-1] < model.representation.hop_length:
+        raise ConfigError(f"input audio{' ' + source if source else ''} is too short ({wave.shape[-1]} samples)")
+    with torch.inference_mode():
+        return model.encode(wave[None].to(model.device, torch.float32)), source  # (1, 1, S) -> (1, *net, T)
+
+
+def check_length(model: DiffusionModel, x0: torch.Tensor, what: str) -> None:
+    """An error if clean samples ``x0`` are longer than one window of the model (``max_seconds``)."""
+    seconds = model.representation.seconds_for(x0.shape[-1])
+    if seconds > model.max_seconds + 1e-6:
+        raise ConfigError(f"{what} works on clips of at most {model.max_seconds:g} s (this model's window); "
+                          f"the input is {seconds:.2f} s")
+
+
+# -- regions: time range and mel band -> known mask ------------------------------------------------
+def hz_to_mel(hz: torch.Tensor, scale: str = "slaney") -> torch.Tensor:
+    """Hz -> mels on the HTK or Slaney scale (the formulas of torchaudio and librosa)."""
+    if scale == "htk":
+        return 2595.0 * torch.log10(1.0 + hz / 700.0)
+    linear = hz / (200.0 / 3)  # Slaney: linear below 1 kHz, logarithmic above
+    log = 15.0 + torch.log(hz.clamp(min=1e-10) / 1000.0) / (math.log(6.4) / 27.0)
+    return torch.where(hz >= 1000.0, log, linear)
+
+
+def mel_to_hz(mel: torch.Tensor, scale: str = "slaney") -> torch.Tensor:
+    """Inverse of :func:`hz_to_mel`."""
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    log = 1000.0 * torch.exp((math.log(6.4) / 27.0) * (mel - 15.0))
+    return torch.where(mel >= 15.0, log, mel * (200.0 / 3))
+
+
+def mel_centres(representation: Any) -> torch.Tensor:
+    """``(n_mels,)`` centre frequencies in Hz of a mel representation's filters."""
+    scale = getattr(representation, "mel_scale", "slaney")
+    edges = torch.tensor([representation.f_min, representation.f_max], dtype=torch.float64)
+    lo, hi = hz_to_mel(edges, scale).tolist()
+    points = torch.linspace(lo, hi, representation.n_mels + 2, dtype=torch.float64)  # filter edges and centres
+    return mel_to_hz(points[1:-1], scale)
+
+
+def mel_band(representation: Any, fmin: float | None, fmax: float | None) -> tuple[int, int] | None:
+    """The mel bins ``[lo, hi)`` whose filter centres lie in ``[fmin, fmax]`` Hz; ``None`` for all bins."""
+    if fmin is None and fmax is None:
+        return None
+    if not all(hasattr(representation, k) for k in ("f_min", "f_max", "n_mels")):
+        raise ConfigError("a frequency band (fmin/fmax) needs a mel representation")
+    lo_hz = representation.f_min if fmin is None else _number("fmin", fmin)
+    hi_hz = representation.f_max if fmax is None else _number("fmax", fmax)
+    if not representation.f_min <= lo_hz < hi_hz <= representation.f_max:
+        raise ConfigError(f"need {representation.f_min:g} <= fmin < fmax <= {representation.f_max:g} Hz "
+                          f"(the model's mel range), got fmin={lo_hz:g}, fmax={hi_hz:g}")
+    inside = ((mel_centres(representation) >= lo_hz) & (mel_centres(representation) <= hi_hz)).nonzero()
+    if len(inside) == 0:
+        raise ConfigError(f"the band {lo_hz:g}-{hi_hz:g} Hz holds no mel bin centre; widen it")
+    return int(inside[0]), int(inside[-1]) + 1
+
+
+def time_frames(representation: Any, start: float, end: float, frames: int) -> tuple[int, int]:
+    """Frames ``[a, b)`` whose centres lie in ``[start, end]`` seconds of a clip of ``frames`` frames."""
+    start, end = _number("start", start), _number("end", end)
+    hop = representation.hop_length / representation.sample_rate
+    length = (frames - 1) * hop
+    if not 0 <= start < end <= length + hop:
+        raise ConfigError(f"need 0 <= start < end <= {length:.3f} s (the clip's length), "
+                          f"got start={start:g}, end={end:g}")
+    a, b = math.ceil(start / hop - 1e-6), min(frames, math.floor(end / hop + 1e-6) + 1)
+    if b <= a:
+        raise ConfigError(f"the range {start:g}-{end:g} s holds no mel frame (frames are {hop * 1000:.1f} ms apart)")
+    return a, b
+
+
+def known_mask(model: DiffusionModel, frames: int, a: int, b: int, band: tuple[int, int] | None = None) -> torch.Tensor:
+    """Bool ``(1, *net_shape_per_frame, frames)``: False in frames ``[a, b)`` (and mel ``band``), True elsewhere."""
+    known = torch.ones(1, *model.representation.shape_per_frame, frames, dtype=torch.bool)
+    lo, hi = band or (0, known.shape[1])
+    known[:, lo:hi, ..., a:b] = False  # bins are the first feature axis of a mel
+    return model.to_net_layout(known).to(model.device)
+
+
+def context_window(frames: int, a: int, b: int, window: int) -> tuple[int, int]:
+    """A slice ``[w0, w1)`` of at most ``window`` frames around ``[a, b)``: the inpainting context."""
+    if frames <= window:
+        return 0, frames
+    if b - a > window:
+        raise ConfigError(f"the range to inpaint ({b - a} frames) is longer than this model's window ({window} frames)")
+    w0 = min(max(0, (a + b) // 2 - window // 2), frames - window)
+    return w0, w0 + window
+
+
+# -- the inpainting sampler -----------------------------------------------------------------------
+def known_denoiser(denoise_fn: DenoiseFn, x0: torch.Tensor, known: torch.Tensor) -> DenoiseFn:
+    """``D'(x, sigma) = x0`` where ``known``, ``D(x, sigma)`` elsewhere (an oracle for the known region).
+
+    A sampler stepping towards ``D'`` keeps the known region of its sample at ``x0 + sigma * eps``.
+    """
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.where(known, x0, denoise_fn(x, sigma))
+
+    return denoise
+
+
+def repaint_segments(steps: int, jumps: int, jump_length: int) -> list[tuple[int, int]]:
+    """RePaint's walk over ladder indices ``0..steps`` as ``(i, j)`` pairs (Lugmayr et al. 2022, sec. 4.3).
+
+    ``i < j``: run the sampler over ``sigmas[i..j]``; ``i > j``: re-noise from ``sigmas[i]`` up to
+    ``sigmas[j]``.  Every ``jump_length`` levels (above the last) the walk jumps back up
+    ``jump_length`` levels, ``jumps`` times.  ``jumps = 0`` is one run over the whole ladder.
+    """
+    left = {k: jumps for k in range(jump_length, steps, jump_length)}
+    segments, start, k = [], 0, 0
+    while k < steps:
+        k += 1
+        if left.get(k, 0) > 0:
+            left[k] -= 1
+            segments += [(start, k), (k, k - jump_length)]
+            start = k = k - jump_length
+    return segments + [(start, steps)]
+
+
+def renoise(x: torch.Tensor, sigma: torch.Tensor, sigma_up: torch.Tensor, noise: PerRowGenerator) -> torch.Tensor:
+    """The forward process from ``sigma`` up to ``sigma_up``: add ``N(0, sigma_up^2 - sigma^2)``."""
+    return x + (sigma_up**2 - sigma**2).sqrt() * noise.randn(x.shape, x.dtype).to(x.device)
+
+
+def masked_start(model: DiffusionModel, x0: torch.Tensor, known: torch.Tensor, sigma: float,
+                 generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """``(B, ...)`` start: ``x0 + sigma * eps`` where ``known``, prior noise elsewhere (one ``eps`` per row)."""
+    eps = PerRowGenerator(generators).randn((len(generators), *x0.shape[1:]), x0.dtype).to(x0.device)
+    return torch.where(known, x0 + sigma * eps, model.schedule.prior_scale(sigma) * eps)
+
+
+def check_jumps(jumps: int, jump_length: int, steps: int) -> None:
+    _count("jumps", jumps, 0)
+    _count("jump_length", jump_length, 1)
+    if jumps > 0 and jump_length >= steps:
+        raise ConfigError(f"jump_length ({jump_length}) must be below the number of steps ({steps}) "
+                          "for jumps to happen")
+
+
+def run_inpainting(model: DiffusionModel, x: torch.Tensor, x0: torch.Tensor, known: torch.Tensor,
+                   sigmas: torch.Tensor, sampler: Any, generators: Sequence[torch.Generator], denoise_fn: DenoiseFn,
+                   jumps: int = 0, jump_length: int = 10, callback: Callback = None) -> torch.Tensor:
+    """Sample ``x`` ``(B, ...)`` at ``sigmas[0]`` down the ladder keeping ``x0`` where ``known`` (RePaint).
+
+    Runs ``sampler`` on the segments of :func:`repaint_segments` with :func:`known_denoiser`; the
+    callback's ``"i"`` counts steps over all segments.
+    """
+    denoise_fn = known_denoiser(denoise_fn, x0, known)
+    noise = PerRowGenerator(generators)
+    done = [0]
+
+    def counted(info: dict[str, Any]) -> None:
+        callback({**info, "i": done[0]})
+        done[0] += 1
+
+    for i, j in repaint_segments(len(sigmas) - 1, jumps, jump_length):
+        if i < j:
+            x = run_sampler(model, x, sigmas[i:j + 1], sampler, generators, callback and counted, denoise_fn)
+        else:
+            x = renoise(x, sigmas[i], sigmas[j], noise)
+    return x
+
+
+# -- the shared set-up of an edit ------------------------------------------------------------------
+@dataclass
+class EditRun:
+    """What every edit resolves first: sampler, ladder, vocoder, per-clip seeds, prompts and sidecar fields."""
+
+    sampler: Any
+    sigmas: torch.Tensor
+    vocoder: Any
+    seeds: list[int]
+    generators: list[torch.Generator]
+    prompts: list[str]
+    negatives: list[str] | None
+    scale: float
+    common: dict[str, Any]
+
+    def denoiser(self, model: DiffusionModel, rows: int | None = None) -> DenoiseFn:
+        """The (guided) denoiser for the first ``rows`` clips' prompts (default: all)."""
+        rows = len(self.prompts) if rows is None else rows
+        with torch.inference_mode():
+            negatives = self.negatives and self.negatives[:rows]
+            return conditioned_denoiser(model, self.prompts[:rows], negatives, self.scale)
+
+    def metadata(self, model: DiffusionModel, edit: Mapping[str, Any], seconds: float) -> list[dict[str, Any]]:
+        """One sidecar per clip: the shared fields, the seed and index, the prompt and the ``edit``."""
+        metas = []
+        for i, seed in enumerate(self.seeds):
+            meta = {**self.common, "seconds": seconds, "seed": seed, "index": i, "edit": dict(edit)}
+            if model.is_conditional:
+                meta.update(prompt=self.prompts[i], negative_prompt=self.negatives[i] if self.negatives else None,
+                            guidance_scale=self.scale)
+            metas.append(meta)
+        return metas
+
+
+def prepare(model: DiffusionModel, num_samples: int = 1, prompt: str | None = None, negative_prompt: str | None = None,
+            guidance_scale: float | None = None, steps: int | None = None, sampler: Any = None,
+            spacing: str | None = None, seed: int | None = None, vocoder: Any = None) -> EditRun:
+    """Check the options every edit shares and resolve them (as :func:`~audiodiff.generate.generate` does)."""
+    _count("num_samples", num_samples, 1)
+    prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
+    scale = check_guidance(model, guidance_scale, 0.0)
+    model.eval()
+    sampler_obj = resolve_sampler(sampler, model)
+    sigmas = inference_sigmas(model, steps, spacing)
+    vocoder_obj = resolve_vocoder(model, vocoder)
+    seed = random.randrange(2**31) if seed is None else int(seed)
+    seeds = list(range(seed, seed + num_samples))
+    common = base_metadata(model, sampler_obj, sigmas, spacing, model.seconds, vocoder_obj)
+    return EditRun(sampler_obj, sigmas, vocoder_obj, seeds, make_generators(seeds), prompts, negatives, scale, common)
+
+
+def _seconds(model: DiffusionModel, x: torch.Tensor) -> float:
+    return model.representation.seconds_for(x.shape[-1])
+
+
+# -- seams ----------------------------------------------------------------------------------------
+def seam_score(features: torch.Tensor, seam_frames: Sequence[int]) -> float:
+    """How abrupt seams are: mean abs change across them over the clip's median frame-to-frame change.
+
+    Args:
+        features: one clip's features ``(*shape_per_frame, frames)``, e.g. a mel ``(n_mels, frames)``.
+        seam_frames: frames ``s`` (``1 <= s < frames``) where a seam lies between ``s - 1`` and ``s``.
+
+    Returns:
+        ``mean_s |f[:, s] - f[:, s-1]| / median_t |f[:, t] - f[:, t-1]|`` (each change averaged over
+        the feature axes); about 1 when a seam is as smooth as the clip.
+    """
+    frames = features.shape[-1]
+    seams = [int(s) for s in seam_frames]
+    if not seams or not all(1 <= s < frames for s in seams):
+        raise ConfigError(f"seam frames must be a non-empty list within [1, {frames - 1}], got {seams}")
+    flat = features.detach().float().reshape(-1, frames)  # (*shape_per_frame, T) -> (D, T)
+    change = (flat[:, 1:] - flat[:, :-1]).abs().mean(0)  # (T - 1,): change into frame t + 1
+    typical = change.median().clamp(min=1e-12)
+    return float(change[[s - 1 for s in seams]].mean() / typical)
+
+
+def loop_seam_score(features: torch.Tensor) -> float:
+    """:func:`seam_score` of a clip played twice: its end flowing into its start."""
+    return seam_score(torch.cat([features, features], dim=-1), [features.shape[-1]])  # (..., T) -> (..., 2T)
+
+
+# -- long clips and continuation ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a clip of ``frames`` frames is made in windows of ``window`` frames.
+
+    Each window after the first shares ``overlap`` frames with the audio so far: the first
+    ``overlap - crossfade`` are inpainted as known, the last ``crossfade`` are crossfaded.
+    """
+
+    frames: int
+    window: int
+    overlap: int
+    crossfade: int
+
+    def windows_after(self, existing: int) -> int:
+        """How many windows continue ``existing`` frames to :attr:`frames`."""
+        hop = self.window - min(self.overlap, existing)
+        return max(0, -(-(self.frames - existing) // hop))
+
+    @property
+    def count(self) -> int:
+        """Windows in all when the first window is sampled from noise."""
+        return 1 + self.windows_after(min(self.window, self.frames))
+
+    def metadata(self) -> dict[str, int]:
+        return {"window_frames": self.window, "overlap_frames": self.overlap,
+                "crossfade_frames": self.crossfade, "windows": self.count}
+
+
+def plan_windows(model: DiffusionModel, frames: int, overlap: float = 0.5, crossfade: float = 0.25) -> WindowPlan:
+    """Windows of the model's ``max_seconds`` overlapping by the fraction ``overlap`` of a window, of
+    which the fraction ``crossfade`` is crossfaded rather than kept.
+
+    With the exact denoiser of smooth (Gaussian-process) features in ``tests/test_edit.py``,
+    continuing a clip by 0.5 s gave a median seam ratio of 1.44 with ``crossfade=0.25`` and 2.19
+    with none; independent windows laid end to end give about 4.6.
+    """
+    _fraction("overlap", overlap, 0.0, 1.0)
+    if _number("crossfade", crossfade) < 0 or crossfade >= 1:
+        raise ConfigError(f"crossfade must be in [0, 1), got {crossfade:g}")
+    window = model.representation.frames_for(model.max_seconds)
+    if window < 3:
+        raise ConfigError(f"this model's window ({window} frames) is too short to make long clips from")
+    shared = min(window - 1, max(2, round(overlap * window)))
+    return WindowPlan(int(frames), window, shared, min(shared - 1, round(crossfade * shared)))
+
+
+def join(x: torch.Tensor, y: torch.Tensor, shared: int, fade: int) -> torch.Tensor:
+    """``x`` ``(B, ..., E)`` then window ``y`` ``(B, ..., W)`` whose first ``shared`` frames overlap
+    ``x``'s last; the last ``fade`` of those are crossfaded linearly.  Returns ``(B, ..., E + W - shared)``."""
+    end = x.shape[-1]
+    w = torch.arange(1, fade + 1, device=x.device, dtype=x.dtype) / (fade + 1)  # (fade,) ramp into y
+    blend = torch.lerp(x[..., end - fade:], y[..., shared - fade:shared], w)
+    return torch.cat([x[..., :end - fade], blend, y[..., shared:]], dim=-1)
+
+
+@torch.inference_mode()
+def extend(model: DiffusionModel, x: torch.Tensor, plan: WindowPlan, sigmas: torch.Tensor, sampler: Any,
+           generators: Sequence[torch.Generator], denoise_fn: DenoiseFn, jumps: int = 0, jump_length: int = 10,
+           callback: Callback = None) -> tuple[torch.Tensor, list[int]]:
+    """Continue clean samples ``x`` ``(B, ..., E)`` to ``(B, ..., plan.frames)``, window by window.
+
+    Each window starts ``overlap`` frames before the end so far, inpaints (:func:`run_inpainting`)
+    everything after its known part, and is joined on with :func:`join`.  Returns the samples and
+    the seam frames (where the new window's content starts and where the crossfade ends).
+    """
+    seams: list[int] = []
+    while x.shape[-1] < plan.frames:
+        end = x.shape[-1]
+        shared = min(plan.overlap, end)
+        fade = min(plan.crossfade, shared - 1)
+        x0 = x.new_zeros((*x.shape[:-1], plan.window))
+        x0[..., :shared] = x[..., end - shared:]
+        known = known_mask(model, plan.window, shared - fade, plan.window)
+        start = masked_start(model, x0, known, float(sigmas[0]), generators)
+        y = run_inpainting(model, start, x0, known, sigmas, sampler, generators, denoise_fn, jumps, jump_length,
+                           callback)
+        x = join(x, y, shared, fade)
+        seams += sorted({end - fade, end})
+    return x[..., :plan.frames], [s for s in seams if s < plan.frames]
+
+
+def continue_audio(model: DiffusionModel, audio: AudioInput, seconds: float, num_samples: int = 1,
+                   prompt: str | None = None, negative_prompt: str | None = None, guidance_scale: float | None = None,
+                   steps: int | None = None, sampler: Any = None, spacing: str | None = None, seed: int | None = None,
+                   overlap: float = 0.5, crossfade: float = 0.25, jumps: int = 0, jump_length: int = 10,
+                   vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+    """Extend a clip by ``seconds`` (as many windows as it takes; see :func:`extend`).
+
+    The clip's last ``overlap`` of a window is the known context of the first new window; the
+    clip is kept as it is up to its last ``crossfade`` part, which is crossfaded into the new audio.
+
+    Returns:
+        ``num_samples`` :class:`Audio` clips ``(1, S)`` of the input's length plus ``seconds``, with
+        ``seam_ratio`` (:func:`seam_score` over the seams) in their metadata.
+    """
+    seconds = _number("seconds", seconds)
+    if seconds <= 0:
+        raise ConfigError(f"seconds must be positive, got {seconds:g}")
+    x0, source = load_input(model, audio)
+    run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
+    check_jumps(jumps, jump_length, len(run.sigmas) - 1)
+    frames = x0.shape[-1] + model.representation.frames_for(seconds) - 1
+    plan = plan_windows(model, frames, overlap, crossfade)
+    x = x0.expand(len(run.seeds), *x0.shape[1:])  # (1, ...) -> (B, ...)
+    x, seams = extend(model, x, plan, run.sigmas, run.sampler, run.generators, run.denoiser(model), jumps,
+                      jump_length, callback)
+    edit = {"name": "continue", "input": source, "added_seconds": seconds, "jumps": jumps,
+            "jump_length": jump_length, **plan.metadata(), "windows": plan.windows_after(x0.shape[-1])}
+    return _finish(model, run, x, edit, seams)
+
+
+def _finish(model: DiffusionModel, run: EditRun, x: torch.Tensor, edit: Mapping[str, Any],
+            seams: Sequence[int] = ()) -> list[Audio]:
+    """Decode ``x`` ``(B, ...)`` into clips with sidecars (and the seams' ``seam_ratio`` when there are seams)."""
+    metas = run.metadata(model, edit, _seconds(model, x))
+    feats = model.from_net_layout(x).float().cpu()  # (B, *shape_per_frame, T)
+    for meta, f in zip(metas, feats):
+        if seams:
+            meta.update(seams=list(seams), seam_ratio=seam_score(f, seams))
+    return to_audio(model, x, run.vocoder, metas)
+
+
+# -- inpainting -----------------------------------------------------------------------------------
+def inpaint(model: DiffusionModel, audio: AudioInput, start: float, end: float, fmin: float | None = None,
+            fmax: float | None = None, prompt: str | None = None, num_samples: int = 1,
+            negative_prompt: str | None = None, guidance_scale: float | None = None, steps: int | None = None,
+            sampler: Any = None, spacing: str | None = None, jumps: int = 0, jump_length: int = 10,
+            seed: int | None = None, vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+    """Regenerate ``start``-``end`` seconds of a clip (only mel bins in ``fmin``-``fmax`` Hz if given).
+
+    Everything else is kept (RePaint, :func:`run_inpainting`); ``jumps`` resamplings every
+    ``jump_length`` steps harmonise the new part with the kept one (0: plain replacement).  Only a
+    window of the model's ``max_seconds`` around the range is the context; the rest is copied.
+
+    Returns:
+        ``num_samples`` :class:`Audio` clips ``(1, S)`` as long as the input, with ``seam_ratio`` at
+        the range's edges in their metadata.
+    """
+    x0, source = load_input(model, audio)
+    a, b = time_frames(model.representation, start, end, x0.shape[-1])
+    band = mel_band(model.representation, fmin, fmax)
+    run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
+    check_jumps(jumps, jump_length, len(run.sigmas) - 1)
+    w0, w1 = context_window(x0.shape[-1], a, b, model.representation.frames_for(model.max_seconds))
+    x = _inpaint_window(model, run, x0, (w0, w1), known_mask(model, w1 - w0, a - w0, b - w0, band),
+                        jumps, jump_length, callback)
+    edit = {"name": "inpaint", "input": source, "start": float(start), "end": float(end), "fmin": fmin, "fmax": fmax,
+            "frames": [a, b], "mel_bins": list(band) if band else None, "jumps": jumps, "jump_length": jump_length}
+    return _finish(model, run, x, edit, [s for s in (a, b) if 1 <= s < x0.shape[-1]])
+
+
+@torch.inference_mode()
+def _inpaint_window(model: DiffusionModel, run: EditRun, x0: torch.Tensor, window: tuple[int, int],
+                    known: torch.Tensor, jumps: int, jump_length: int, callback: Callback) -> torch.Tensor:
+    """``(B, ..., T)``: ``x0`` ``(1, ..., T)`` with its ``window`` frames inpainted where not ``known``."""
+    w0, w1 = window
+    part = x0[..., w0:w1]
+    start = masked_start(model, part, known, float(run.sigmas[0]), run.generators)
+    y = run_inpainting(model, start, part, known, run.sigmas, run.sampler, run.generators, run.denoiser(model),
+                       jumps, jump_length, callback)
+    out = x0.repeat(len(run.seeds), *[1] * (x0.dim() - 1))  # (1, ...) -> (B, ...)
+    out[..., w0:w1] = y
+    return out
+
+
+# -- variation (SDEdit) --------------------------------------------------------------------------
+def variation(model: DiffusionModel, audio: AudioInput, strength: float, num_samples: int = 1,
+              prompt: str | None = None, negative_prompt: str | None = None, guidance_scale: float | None = None,
+              steps: int | None = None, sampler: Any = None, spacing: str | None = None, seed: int | None = None,
+              vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+    """Variations of a clip (SDEdit): noise it to the ladder's sigma at ``strength`` and sample from there.
+
+    ``strength`` in (0, 1]: the last ``ceil(strength * steps)`` steps of the ladder are run, from
+    ``x0 + sigma * eps``; near 0 returns nearly the clip, 1 is plain generation (the clip is ignored).
+
+    Returns:
+        ``num_samples`` :class:`Audio` clips ``(1, S)`` as long as the input.
+    """
+    strength = _fraction("strength", strength, 0.0, 1.0, closed_high=True)
+    x0, source = load_input(model, audio)
+    check_length(model, x0, "variation")
+    run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
+    total = len(run.sigmas) - 1
+    sigmas = run.sigmas[total - max(1, math.ceil(strength * total - 1e-9)):]
+    if strength == 1.0:
+        x = initial_noise(model, x0.shape[-1], float(sigmas[0]), run.generators).to(model.device)
+    else:
+        eps = PerRowGenerator(run.generators).randn((len(run.seeds), *x0.shape[1:]), x0.dtype)  # (B, ...)
+        x = x0 + sigmas[0] * eps.to(x0.device)
+    x = run_sampler(model, x, sigmas, run.sampler, run.generators, callback, run.denoiser(model))
+    edit = {"name": "variation", "input": source, "strength": strength, "start_sigma": float(sigmas[0]),
+            "steps_run": len(sigmas) - 1}
+    return _finish(model, run, x, edit)
+
+
+# -- interpolation ---------------------------------------------------------------------------------
+def invert(model: DiffusionModel, x0: torch.Tensor, sigmas: torch.Tensor, sampler: Any, denoise_fn: DenoiseFn,
+           callback: Callback = None) -> torch.Tensor:
+    """DDIM inversion: clean ``x0`` ``(B, ...)`` -> latents ``(B, ...)`` at ``sigmas[0]``.
+
+    ``x0`` is taken as the sample at the ladder's smallest nonzero sigma and the deterministic
+    ``sampler`` runs the probability-flow ODE up the reversed ladder (no trailing 0).
+    """
+    if getattr(sampler, "stochastic", False):
+        raise ConfigError("inversion needs a deterministic sampler (ddim with eta=0, euler, heun, dpmpp_2m)")
+    rising = sigmas[:-1].flip(0)  # (N,) ascending: sigma_min .. sigma_max
+    return run_sampler(model, x0, rising, sampler, None, callback, denoise_fn)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of ``a``, ``b`` ``(1, ...)`` at ``t`` ``(N,)`` -> ``(N, ...)`` (Shoemake 1985).
+
+    Falls back to linear interpolation for nearly parallel vectors.
+    """
+    fa, fb = a.reshape(-1).double(), b.reshape(-1).double()  # (1, ...) -> (D,)
+    cos = (fa @ fb / (fa.norm() * fb.norm()).clamp(min=1e-12)).clamp(-1, 1)
+    theta = torch.arccos(cos)
+    t = t.double().to(a.device)[:, None]  # (N, 1)
+    if theta < 1e-4:
+        mixed = (1 - t) * fa + t * fb
+    else:
+        mixed = (torch.sin((1 - t) * theta) * fa + torch.sin(t * theta) * fb) / torch.sin(theta)
+    return mixed.to(a.dtype).reshape(len(t), *a.shape[1:])  # (N, D) -> (N, ...)
+
+
+def interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput, n: int, prompt: str | None = None,
+                negative_prompt: str | None = None, guidance_scale: float | None = None, steps: int | None = None,
+                sampler: Any = "ddim", spacing: str | None = None, vocoder: Any = None,
+                callback: Callback = None) -> list[Audio]:
+    """``n`` clips from ``audio_a`` to ``audio_b``: invert both, slerp the latents, regenerate.
+
+    Deterministic (no seed; ``sampler`` must be deterministic).  Guidance (``guidance_scale`` other
+    than 1 with a prompt) makes inversion less exact; the error tells.  Both clips are cut to the
+    shorter; each must fit the model's window.  The sidecars record ``t`` and ``inversion_error``:
+    the mean absolute feature difference between each input and its regeneration from its own
+    latent (the clips at ``t = 0`` and ``t = 1``).
+
+    Returns:
+        ``n`` :class:`Audio` clips ``(1, S)``.
+    """
+    _count("n", n, 2)
+    (xa, source_a), (xb, source_b) = load_input(model, audio_a), load_input(model, audio_b)
+    frames = min(xa.shape[-1], xb.shape[-1])
+    ends = torch.cat([xa[..., :frames], xb[..., :frames]])  # 2 x (1, ..., T) -> (2, ..., T)
+    check_length(model, ends, "interpolate")
+    run = prepare(model, n, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, 0, vocoder)
+    latents = invert(model, ends, run.sigmas, run.sampler, run.denoiser(model, rows=2), callback)
+    t = torch.linspace(0, 1, n)
+    x = run_sampler(model, slerp(latents[:1], latents[1:], t), run.sigmas, run.sampler, None, callback,
+                    run.denoiser(model))
+    errors = [float((x[0] - ends[0]).abs().mean()), float((x[-1] - ends[1]).abs().mean())]
+    edit = {"name": "interpolate", "input": source_a, "input2": source_b, "inversion_error": errors}
+    clips = _finish(model, run, x, edit)
+    for clip, weight in zip(clips, t.tolist()):
+        clip.metadata.update(seed=None, t=weight)
+    return clips
+
+
+def lerp_inputs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], w: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Net inputs ``(B, ...)`` blended row by row with weights ``w`` ``(B,)`` (0: ``a``, 1: ``b``).
+
+    Token sequences are padded to one length; a token is attended to while its prompt has weight.
+    """
+    out = {}
+    for key, both in DiffusionModel.paired_inputs(a, b).items():  # (2B, ...): pads sequences to one length
+        va, vb = both.chunk(2)  # (2B, ...) -> 2 x (B, ...)
+        if key == "context_mask":
+            out[key] = (va & (w < 1)[:, None]) | (vb & (w > 0)[:, None])
+        else:
+            out[key] = torch.lerp(va, vb, w.reshape(-1, *[1] * (va.dim() - 1)).to(va))  # w (B,) -> (B, 1, ...)
+    return out
+
+
+def interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str, n: int, seconds: float | None = None,
+                        negative_prompt: str | None = None, guidance_scale: float | None = None,
+                        steps: int | None = None, sampler: Any = None, spacing: str | None = None,
+                        seed: int | None = None, vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+    """``n`` clips from one starting noise whose conditioning moves linearly from ``prompt_a`` to ``prompt_b``.
+
+    Every clip uses the generator of ``seed`` (the same noise); the sidecars record ``t``.
+
+    Returns:
+        ``n`` :class:`Audio` clips ``(1, S)``.
+    """
+    _count("n", n, 2)
+    if not model.is_conditional:
+        raise ConfigError("this model is unconditional: it takes no prompt to interpolate")
+    if not isinstance(prompt_a, str) or not isinstance(prompt_b, str):
+        raise ConfigError("prompts must be strings")
+    seconds = check_seconds(model, seconds)
+    run = prepare(model, n, prompt_a, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
+    generators = make_generators([run.seeds[0]] * n)
+    t = torch.linspace(0, 1, n, device=model.device)
+    with torch.inference_mode():
+        cond = lerp_inputs(model.encode_prompts([prompt_a] * n), model.encode_prompts([prompt_b] * n), t)
+        denoise_fn = inputs_denoiser(model, cond, model.encode_prompts(run.negatives or [""] * n), run.scale)
+    x = initial_noise(model, model.representation.frames_for(seconds), float(run.sigmas[0]), generators)
+    x = run_sampler(model, x.to(model.device), run.sigmas, run.sampler, generators, callback, denoise_fn)
+    clips = _finish(model, run, x, {"name": "interpolate_prompts", "prompt2": prompt_b})
+    for clip, weight in zip(clips, t.tolist()):
+        clip.metadata.update(seed=run.seeds[0], t=weight)
+    return clips
+
+
+# -- loops -------------------------------------------------------------------------------------------
+def circular_denoiser(denoise_fn: DenoiseFn, wrap: int) -> DenoiseFn:
+    """The denoiser on the time axis padded circularly by ``wrap`` frames each side, cropped back."""
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[-1]
+        padded = torch.cat([x[..., frames - wrap:], x, x[..., :wrap]], dim=-1)  # (B, ..., T) -> (B, ..., T + 2 wrap)
+        return denoise_fn(padded, sigma)[..., wrap:wrap + frames]  # (B, ..., T + 2 wrap) -> (B, ..., T)
+
+    return denoise
+
+
+def loop(model: DiffusionModel, seconds: float | None = None, prompt: str | None = None, num_samples: int = 1,
+         wrap: float = 0.25, negative_prompt: str | None = None, guidance_scale: float | None = None,
+         steps: int | None = None, sampler: Any = None, spacing: str | None = None, seed: int | None = None,
+         vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+    """Clips whose end flows into their start: every denoiser call sees ``wrap`` (a fraction of the
+    clip, in (0, 1]) of its end before its start and of its start after its end.
+
+    Returns:
+        ``num_samples`` :class:`Audio` clips ``(1, S)`` with the end-to-start ``seam_ratio`` in their metadata.
+    """
+    seconds = check_seconds(model, seconds)
+    wrap = _fraction("wrap", wrap, 0.0, 1.0, closed_high=True)
+    run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
+    frames = model.representation.frames_for(seconds)
+    wrap_frames = max(1, round(wrap * frames))
+    x = initial_noise(model, frames, float(run.sigmas[0]), run.generators).to(model.device)
+    x = run_sampler(model, x, run.sigmas, run.sampler, run.generators, callback,
+                    circular_denoiser(run.denoiser(model), wrap_frames))
+    clips = _finish(model, run, x, {"name": "loop", "wrap_frames": wrap_frames})
+    for clip in clips:
+        clip.metadata["seam_ratio"] = loop_seam_score(clip.features)
+    return clips
