@@ -138,6 +138,13 @@ class DiffusionModel(nn.Module):
         """Waveforms ``(B, 1, S)`` at the model's rate -> clean samples ``(B, *net_shape_per_frame, T)``."""
         return self.to_net_layout(self.representation.encode(wave))
 
+    def encode_batch(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Clean samples from a data batch: its ``"waveform"`` ``(B, 1, S)``, or cached log-mel
+        ``"features"`` ``(B, n_mels, frames)`` (see :class:`audiodiff.data.FeatureCache`)."""
+        if "features" in batch:
+            return self.to_net_layout(self.representation.normalize(batch["features"].to(self.device)))
+        return self.encode(batch["waveform"].to(self.device, non_blocking=True))
+
     def decode(self, x: torch.Tensor, vocoder: nn.Module) -> torch.Tensor:
         """Samples ``(B, *net_shape_per_frame, T)`` -> waveforms ``(B, 1, S)`` through ``vocoder``."""
         return self.representation.decode(self.from_net_layout(x), vocoder)

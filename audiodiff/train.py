@@ -370,7 +370,8 @@ def _fit_stats(model: DiffusionModel, dataset: Dataset, cfg: TrainConfig, device
     loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size,
                         num_workers=min(cfg.num_workers, 2), collate_fn=_collate, generator=g)
     with torch.no_grad():
-        mels = (model.representation.log_mel(b["waveform"].to(device)) for b in loader)
+        mels = (b["features"].to(device) if "features" in b else model.representation.log_mel(b["waveform"].to(device))
+                for b in loader)
         model.representation.fit_stats(mels)
     if info.is_main:
         log.info("fitted %s statistics on %d clips", type(model.representation).__name__, len(order))
@@ -420,7 +421,7 @@ def _train_step(ddp_model, model, group, optimizer, scaler, dtype, noise_gen, cf
     total = 0.0
     for i, batch in enumerate(group):
         with torch.no_grad():
-            x0 = model.encode(batch["waveform"].to(device, non_blocking=True))
+            x0 = model.encode_batch(batch)
         sync = i == len(group) - 1 or info.world_size == 1
         ctx = ddp_model.no_sync() if not sync else contextlib.nullcontext()
         with ctx, torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

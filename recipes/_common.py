@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import audiodiff
-from audiodiff.data import AudioDataset, prepare, read_manifest, write_manifest
+from audiodiff.data import AudioDataset, FeatureCache, prepare, read_manifest, write_manifest
 from audiodiff.train import TrainConfig, fit
 
 log = logging.getLogger("recipes")
@@ -47,23 +47,27 @@ def run_prepare(cfg: DictConfig) -> Path:
     return manifest
 
 
-def dataset(cfg: DictConfig, split: str, sample_rate: int) -> AudioDataset:
+def dataset(cfg: DictConfig, split: str, model: audiodiff.DiffusionModel) -> AudioDataset | FeatureCache:
+    """The split's clips; with ``data.cache_dir`` set, their log-mels cached on disk."""
     manifest = resolve(cfg.data.manifest)
     if not manifest.is_file():
         run_prepare(cfg)
     items = read_manifest(manifest, split=split)
     if cfg.data.get("max_items"):
         items = items[: int(cfg.data.max_items)]
-    return AudioDataset(items, sample_rate=sample_rate, seconds=float(cfg.model.seconds), crop=cfg.data.crop,
-                        loudness_normalize=cfg.data.get("loudness_db"), trim_silence_db=cfg.data.get("trim_db"),
-                        seed=int(cfg.train.seed))
+    clips = AudioDataset(items, sample_rate=model.sample_rate, seconds=float(cfg.model.seconds), crop=cfg.data.crop,
+                         loudness_normalize=cfg.data.get("loudness_db"), trim_silence_db=cfg.data.get("trim_db"),
+                         seed=int(cfg.train.seed))
+    if cfg.data.get("cache_dir"):
+        return FeatureCache(clips, model.representation, resolve(cfg.data.cache_dir))
+    return clips
 
 
 def run_train(cfg: DictConfig) -> Path:
     """Train ``cfg.model`` on the manifest's train split; export to ``cfg.export_to`` if set."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
     model = audiodiff.DiffusionModel(to_dict(cfg.model))
-    data = dataset(cfg, "train", model.sample_rate)
+    data = dataset(cfg, "train", model)
     log.info("model: %s parameters; data: %s", f"{model.num_parameters():,}", data.summary())
     run_dir = resolve(cfg.run_dir)
     ema = fit(model, data, run_dir, TrainConfig.from_dict(to_dict(cfg.train)))

@@ -473,3 +473,30 @@ def test_dataset_scans_real_fsdd_quickly():
     assert elapsed < 20.0, f"scanning 2700 FSDD files took {elapsed:.1f} s"
     batch = collate([dataset[i] for i in range(4)])
     assert batch["waveform"].shape == (4, 1, 16000) and batch["caption"][0] in batch["label"]
+
+
+def test_feature_cache_matches_on_the_fly_and_is_reused(tmp_path):
+    import soundfile as sf
+
+    from audiodiff import DiffusionModel
+    from audiodiff.data import AudioDataset, FeatureCache, ManifestItem, collate
+    from conftest import tiny_config
+
+    items = []
+    for i in range(4):
+        path = tmp_path / f"{i}.wav"
+        sf.write(str(path), (0.3 * torch.sin(torch.arange(6000) * (0.05 + 0.01 * i))).numpy(), 8000)
+        items.append(ManifestItem(path=str(path), duration=0.75, sample_rate=8000, label=str(i)))
+    model = DiffusionModel(tiny_config())
+    data = AudioDataset(items, sample_rate=8000, seconds=0.5, crop="start")
+    cache = FeatureCache(data, model.representation, tmp_path / "cache")
+    batch = collate([cache[i] for i in range(4)])
+    direct = model.encode(collate([data[i] for i in range(4)])["waveform"])
+    assert torch.allclose(model.encode_batch(batch), direct, atol=1e-5)
+    assert len(list(cache.folder.glob("*.safetensors"))) == 4
+    again = FeatureCache(data, model.representation, tmp_path / "cache")
+    assert torch.equal(again[2]["features"], batch["features"][2]) and again[2]["label"] == "2"
+    other = AudioDataset(items, sample_rate=8000, seconds=0.25, crop="start")
+    assert FeatureCache(other, model.representation, tmp_path / "cache").folder != cache.folder
+    with pytest.raises(ConfigError, match="deterministic crop"):
+        FeatureCache(AudioDataset(items, sample_rate=8000, seconds=0.5), model.representation, tmp_path / "c")

@@ -172,3 +172,29 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert torch.equal(w0, w1)
     assert (tmp_path / "run" / "checkpoints" / "step_0000004").is_dir()
+
+
+def test_training_on_cached_features_gives_the_same_losses(tmp_path):
+    import soundfile as sf
+
+    from audiodiff import DiffusionModel
+    from audiodiff.data import AudioDataset, FeatureCache, ManifestItem
+    from conftest import tiny_config
+
+    items = []
+    for i in range(8):
+        path = tmp_path / f"{i}.wav"
+        sf.write(str(path), (0.3 * torch.sin(torch.arange(3000) * (0.05 + 0.02 * i))).numpy(), 8000)
+        items.append(ManifestItem(path=str(path), duration=3000 / 8000, sample_rate=8000))
+    cfg = TrainConfig(steps=3, batch_size=4, num_workers=0, progress=False, warmup_steps=1, fit_stats_batches=1,
+                      log_every=1)
+    results = []
+    for name in ("direct", "cached"):
+        torch.manual_seed(0)
+        model = DiffusionModel(tiny_config())
+        data = AudioDataset(items, sample_rate=8000, seconds=0.25, crop="start")
+        if name == "cached":
+            data = FeatureCache(data, model.representation, tmp_path / "cache")
+        fit(model, data, tmp_path / name, cfg)
+        results.append(losses(tmp_path / name))
+    assert results[0] == pytest.approx(results[1], rel=1e-5)

@@ -10,6 +10,7 @@ Typical use::
     loader = torch.utils.data.DataLoader(dataset, batch_size=16, shuffle=True, collate_fn=collate)
 """
 
+from .cache import FeatureCache
 from .dataset import AudioDataset, check_audio, collate, crop_or_pad, normalize_loudness, trim_silence
 from .manifest import SPLITS, ManifestItem, read_manifest, write_manifest
 from .prepare import (
@@ -29,6 +30,7 @@ from .prepare import (
 
 __all__ = [
     "AudioDataset",
+    "FeatureCache",
     "LAYOUTS",
     "ManifestItem",
     "SPLITS",

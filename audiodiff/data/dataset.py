@@ -292,19 +292,21 @@ def _check_arguments(
 
 
 def collate(batch: Sequence[dict]) -> dict:
-    """Stack :class:`AudioDataset` items into a batch.
+    """Stack :class:`AudioDataset` (or :class:`~audiodiff.data.cache.FeatureCache`) items into a batch.
 
     Returns:
-        ``{"waveform": (B, C, S), "caption": list[str], "label": list[str], "index": (B,) int64}``.
+        ``{"waveform": (B, C, S), "caption": list[str], "label": list[str], "index": (B,) int64}``
+        (``"features"`` ``(B, n_mels, frames)`` instead of ``"waveform"`` for cached features).
 
     Raises:
         ConfigError: the waveforms differ in shape (e.g. ``mono=False`` with mixed channel counts).
     """
-    shapes = {tuple(example["waveform"].shape) for example in batch}
+    key = "features" if "features" in batch[0] else "waveform"
+    shapes = {tuple(example[key].shape) for example in batch}
     if len(shapes) > 1:
-        raise ConfigError(f"cannot stack waveforms of shapes {sorted(shapes)}; use mono=True for mixed channel counts")
+        raise ConfigError(f"cannot stack {key} of shapes {sorted(shapes)}; use mono=True for mixed channel counts")
     return {
-        "waveform": torch.stack([example["waveform"] for example in batch]),  # B x (C, S) -> (B, C, S)
+        key: torch.stack([example[key] for example in batch]),  # B x (C, S) -> (B, C, S)
         "caption": [example["caption"] for example in batch],
         "label": [example["label"] for example in batch],
         "index": torch.tensor([example["index"] for example in batch], dtype=torch.long),
