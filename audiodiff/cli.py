@@ -43,6 +43,11 @@ def _key_value(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+def _add_repaint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jumps", type=int, default=0, help="RePaint resamplings per jump point (default 0)")
+    parser.add_argument("--jump-length", type=int, default=10, help="steps between jump points (default 10)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audiodiff", description="Diffusion models of audio.")
     parser.add_argument("--version", action="version", version=f"audiodiff {__version__}")
@@ -138,8 +143,7 @@ def _add_edit_parsers(sub) -> None:
     inp.add_argument("--end", type=float, required=True, help="end of the range to regenerate (s)")
     inp.add_argument("--fmin", type=float, default=None, help="lowest frequency to regenerate (Hz)")
     inp.add_argument("--fmax", type=float, default=None, help="highest frequency to regenerate (Hz)")
-    inp.add_argument("--jumps", type=int, default=0, help="RePaint resamplings per jump point (default 0)")
-    inp.add_argument("--jump-length", type=int, default=10, help="steps between jump points (default 10)")
+    _add_repaint_options(inp)
     inp.add_argument("--num-samples", "-n", type=_positive_int, default=1)
     inp.set_defaults(func=cmd_inpaint)
 
@@ -148,8 +152,7 @@ def _add_edit_parsers(sub) -> None:
     cont.add_argument("--input", "-i", required=True, help="audio file to continue")
     cont.add_argument("--seconds", type=float, required=True, help="seconds to add")
     cont.add_argument("--overlap", type=float, default=0.5, help="fraction of a window that is context (default 0.5)")
-    cont.add_argument("--jumps", type=int, default=0, help="RePaint resamplings per jump point (default 0)")
-    cont.add_argument("--jump-length", type=int, default=10, help="steps between jump points (default 10)")
+    _add_repaint_options(cont)
     cont.add_argument("--num-samples", "-n", type=_positive_int, default=1)
     cont.set_defaults(func=cmd_continue)
 

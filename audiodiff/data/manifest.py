@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..checkpoint import atomic_write_bytes
 from ..errors import ConfigError
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -75,17 +75,7 @@ def write_manifest(items: Iterable[ManifestItem], path: str | os.PathLike, relat
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent.absolute()
     lines = [json.dumps(_item_to_record(item, folder if relative else None), ensure_ascii=False) for item in items]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, "".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 def _item_to_record(item: ManifestItem, folder: Path | None) -> dict:
