@@ -97,6 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompts", type=_positive_int, default=3, help="prompts per conditional model")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+    ev = sub.add_parser("eval", help="score generated clips against real ones with a judge classifier "
+                                     "(Frechet distance, accuracy, IS, mIS, AM, NDB)")
+    ev.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
+    ev.add_argument("--reference", "-r", required=True, help="manifest (JSONL) of real clips")
+    ev.add_argument("--split", default="test", choices=["train", "valid", "test", "all"],
+                    help="split of the reference manifest (default: test)")
+    ev.add_argument("--num-samples", "-n", type=_positive_int, default=100, help="clips to generate in all (default 100)")
+    ev.add_argument("--prompts", nargs="+", default=None, metavar="PROMPT",
+                    help="prompts used in turn; `--prompts labels` uses each of the judge's labels in turn "
+                         "(default: unconditional)")
+    ev.add_argument("--judge", default=None,
+                    help="judge folder or shipped judge name (default: the shipped judge that knows the model's labels)")
+    ev.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    ev.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
+    ev.add_argument("--guidance-scale", type=float, default=None)
+    ev.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (default 0)")
+    ev.add_argument("--batch-size", type=_positive_int, default=16)
+    ev.add_argument("--max-reference", type=_positive_int, default=None, help="use at most this many reference clips")
+    ev.add_argument("--resynthesize", action="store_true",
+                    help="also score the reference clips passed through the model's mel and vocoder")
+    ev.add_argument("--out", "-o", required=True, help="folder for report.json and report.md")
+    ev.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    ev.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    ev.set_defaults(func=cmd_eval)
+
     lik = sub.add_parser("likelihood", help="bits per dimension of audio files under a model")
     lik.add_argument("files", nargs="+", metavar="FILE", help="audio files (each cropped or zero-padded to the model's window)")
     lik.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
@@ -369,6 +394,39 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from .edit import loop
 
     return _run_edit(args, loop, seconds=args.seconds, wrap=args.wrap, num_samples=args.num_samples)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .data import read_manifest
+    from .generate import inference_sigmas
+    from .hub import load
+    from .metrics import load_judge
+    from .metrics.evaluate import evaluate, write_report
+
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    out = check_out_dir(args.out)
+    reference = read_manifest(args.reference, split=None if args.split == "all" else args.split)
+    if not reference:
+        raise ConfigError(f"manifest {args.reference} has no {args.split} clips")
+    judge = load_judge(args.judge) if args.judge is not None else None
+    model = load(args.model, device=_device(args.device))
+    prompts = "labels" if args.prompts == ["labels"] else args.prompts
+    steps = len(inference_sigmas(model, args.steps)) - 1
+    bar, callback = _progress(steps * -(-args.num_samples // args.batch_size), args.quiet)
+    try:
+        report = evaluate(model, reference, args.num_samples, prompts=prompts, judge=judge, steps=args.steps,
+                          seed=args.seed, sampler=args.sampler, guidance_scale=args.guidance_scale,
+                          batch_size=args.batch_size, max_reference=args.max_reference,
+                          resynthesize=args.resynthesize, callback=callback)
+    finally:
+        if bar is not None:
+            bar.close()
+    json_path, md_path = write_report(report, out / "report.json", out / "report.md")
+    print(md_path.read_text())
+    print(json_path)
+    print(md_path)
+    return 0
 
 
 def cmd_likelihood(args: argparse.Namespace) -> int:

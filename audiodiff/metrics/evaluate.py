@@ -1,0 +1,339 @@
+"""Evaluate a model against real clips through a judge: the SC09 protocol of DiffWave, for any model.
+
+:func:`evaluate` generates clips (one per prompt in turn when prompts are given), passes them and
+real reference clips through a judge (:class:`~audiodiff.metrics.judge.MelClassifier`) and reports,
+for the generated clips, the Frechet distance of the judge's embeddings to the reference clips'
+(Heusel et al. 2017; Kilgour et al. 2019), the accuracy of the judge against the prompts, IS
+(Salimans et al. 2016), mIS (Gurumurthy et al. 2017), AM (Zhou et al. 2018) and NDB/k (Richardson &
+Weiss 2018), as DiffWave does for SC09 (Kong et al. 2021, table 3).  The same figures for the
+reference clips themselves say what "real" looks like to this judge: its accuracy on held-out real
+clips, and the Frechet distance and NDB/k between two halves of the reference set (the floor at
+that sample size).  With ``resynthesize``, the reference clips are also passed through the model's
+own representation and vocoder: the best a model of this representation can score.
+
+:func:`write_report` writes the report as JSON and as a markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..checkpoint import atomic_write_bytes, read_config
+from ..data.manifest import ManifestItem
+from ..errors import ConfigError
+from ..model import DiffusionModel
+from .classifier import am_score, inception_score, modified_inception_score
+from .frechet import frechet_distance
+from .judge import MelClassifier, judge_clips, list_judges, load_clips, load_judge, window_batch
+from .ndb import ndb
+
+log = logging.getLogger(__name__)
+
+#: a ``prompts`` value that means "each of the judge's labels in turn"
+LABEL_PROMPTS = "labels"
+
+
+# -- inputs -------------------------------------------------------------------------------------
+def model_labels(model: DiffusionModel) -> list[str]:
+    """The labels of the model's label conditioners (empty for unconditional or text models)."""
+    return [str(x) for c in model.conditioners.values() for x in (getattr(c, "labels", None) or [])]
+
+
+def resolve_judge(judge: MelClassifier | str | None, model: DiffusionModel) -> MelClassifier:
+    """``judge`` loaded (folder, shipped name or object); for ``None``, the shipped judge whose labels are the model's."""
+    if judge is not None:
+        return load_judge(judge)
+    labels = set(model_labels(model))
+    for folder in list_judges().values():
+        if labels and set(read_config(folder).get("labels", [])) == labels:
+            return load_judge(folder)
+    shipped = ", ".join(list_judges()) or "none"
+    raise ConfigError(f"no judge given and no shipped judge knows this model's labels; pass a judge folder "
+                      f"or a shipped judge name (shipped judges: {shipped})")
+
+
+def select_reference(items: Sequence[ManifestItem], max_items: int | None) -> list[ManifestItem]:
+    """``items``, or ``max_items`` of them evenly spread over the list (manifests are often sorted by label)."""
+    items = list(items)
+    if not items:
+        raise ConfigError("no reference clips: the manifest (or split) is empty")
+    if max_items is None or max_items >= len(items):
+        return items
+    if max_items < 1:
+        raise ConfigError(f"max_reference must be >= 1, got {max_items}")
+    picks = np.linspace(0, len(items) - 1, max_items).round().astype(int)
+    return [items[i] for i in picks]
+
+
+def clip_prompts(prompts: Sequence[str] | str | None, num_samples: int, judge: MelClassifier) -> list[str] | None:
+    """One prompt per clip, cycling through ``prompts`` (``"labels"``: the judge's labels), or ``None``."""
+    if prompts is None:
+        return None
+    if isinstance(prompts, str):
+        prompts = judge.labels if prompts == LABEL_PROMPTS else [prompts]
+    prompts = [str(p) for p in prompts]
+    if not prompts:
+        raise ConfigError("prompts is an empty list")
+    return [prompts[i % len(prompts)] for i in range(num_samples)]
+
+
+# -- generation and judging ------------------------------------------------------------------------
+def generate_waves(model: DiffusionModel, num_samples: int, prompts: list[str] | None,
+                   **generate_kwargs: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``(N, 1, S)`` generated clips at the model's rate, and the first clip's metadata."""
+    from ..generate import generate
+
+    if prompts is None:
+        clips = generate(model, num_samples=num_samples, **generate_kwargs)
+    else:
+        clips = generate(model, num_samples=1, prompt=prompts, **generate_kwargs)
+    return torch.stack([c.waveform[:1] for c in clips]), clips[0].metadata  # N x (1, S) -> (N, 1, S)
+
+
+@torch.no_grad()
+def resynthesize_waves(model: DiffusionModel, paths: Sequence[str], vocoder: Any = None,
+                       batch_size: int = 16) -> torch.Tensor:
+    """``(N, 1, S)``: each file at the model's rate and window, encoded by the model's representation and
+    decoded with ``vocoder`` (default: the model's)."""
+    from ..vocoders import build_vocoder
+
+    voc = build_vocoder(vocoder or model.config["vocoder"], model.representation.settings()).to(model.device)
+    waves = window_batch(load_clips(paths, model.sample_rate), round(model.seconds * model.sample_rate))
+    out = [model.decode(model.encode(waves[i : i + batch_size].to(model.device)), voc).float().cpu()
+           for i in range(0, len(waves), batch_size)]
+    return torch.cat(out)
+
+
+def accuracy(probs: torch.Tensor, names: Sequence[str | None], judge: MelClassifier) -> tuple[float | None, int]:
+    """Judge accuracy against ``names`` over the rows whose name the judge knows; ``(None, 0)`` if none."""
+    known = [i for i, n in enumerate(names) if n in judge.labels]
+    if not known:
+        return None, 0
+    targets = judge.label_indices([names[i] for i in known])
+    return float((probs[known].argmax(dim=1) == targets).float().mean()), len(known)
+
+
+def per_label_accuracy(probs: torch.Tensor, names: Sequence[str], judge: MelClassifier) -> dict[str, float]:
+    """``{label: accuracy}`` over the rows intended as each label the judge knows."""
+    out = {}
+    for label in dict.fromkeys(n for n in names if n in judge.labels):
+        rows = [i for i, n in enumerate(names) if n == label]
+        out[label] = float((probs[rows].argmax(dim=1) == judge.labels.index(label)).float().mean())
+    return out
+
+
+def label_counts(probs: torch.Tensor, judge: MelClassifier) -> dict[str, int]:
+    """How many clips the judge puts in each class."""
+    counts = torch.bincount(probs.argmax(dim=1), minlength=len(judge.labels)).tolist()
+    return dict(zip(judge.labels, counts))
+
+
+def ndb_bins(num_reference: int, requested: int) -> int | None:
+    """NDB's ``k``: ``requested``, but at most one bin per 10 reference clips; ``None`` below 2 bins."""
+    k = min(int(requested), num_reference // 10)
+    return k if k >= 2 else None
+
+
+def distribution_scores(emb: torch.Tensor, probs: torch.Tensor, ref_emb: torch.Tensor, ref_probs: torch.Tensor,
+                        k: int | None, seed: int) -> dict[str, Any]:
+    """Frechet distance, IS, mIS, AM and NDB/k of one set of clips against the reference set."""
+    return {
+        "frechet_distance": frechet_distance(emb, ref_emb),
+        "inception_score": inception_score(probs),
+        "modified_inception_score": modified_inception_score(probs),
+        "am_score": am_score(probs, ref_probs),
+        "ndb": ndb(ref_emb, emb, k=k, seed=seed) if k is not None else None,
+    }
+
+
+def reference_scores(emb: torch.Tensor, probs: torch.Tensor, names: Sequence[str | None], judge: MelClassifier,
+                     requested_bins: int, seed: int) -> dict[str, Any]:
+    """The reference set's own figures: judge accuracy, IS, mIS, AM, and FD/NDB between its two halves."""
+    acc, count = accuracy(probs, names, judge)
+    out = {"accuracy": acc, "accuracy_clips": count, "inception_score": inception_score(probs),
+           "modified_inception_score": modified_inception_score(probs), "am_score": am_score(probs, probs),
+           "frechet_distance_halves": None, "ndb_halves": None}
+    if len(emb) >= 4:
+        a, b = emb[0::2], emb[1::2]  # alternate rows, so both halves cover every label of a sorted manifest
+        out["frechet_distance_halves"] = frechet_distance(a, b)
+        k = ndb_bins(len(a), requested_bins)
+        out["ndb_halves"] = ndb(a, b, k=k, seed=seed) if k is not None else None
+    return out
+
+
+# -- the public function --------------------------------------------------------------------------
+def evaluate(
+    model: DiffusionModel,
+    reference_items: Sequence[ManifestItem],
+    num_samples: int,
+    prompts: Sequence[str] | str | None = None,
+    judge: MelClassifier | str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    guidance_scale: float | None = None,
+    sampler: Any = None,
+    vocoder: Any = None,
+    batch_size: int = 16,
+    max_reference: int | None = None,
+    ndb_k: int = 50,
+    resynthesize: bool = False,
+    device: torch.device | str | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Generate ``num_samples`` clips from ``model`` and score them against ``reference_items`` with a judge.
+
+    Args:
+        model: the model to evaluate.
+        reference_items: real clips (e.g. ``read_manifest(path, "test")``); their ``label`` is used
+            for the judge's accuracy on real audio.
+        num_samples: clips to generate (in all).
+        prompts: prompts used in turn (clip ``i`` gets ``prompts[i % len(prompts)]``); ``"labels"``
+            means the judge's labels; ``None`` generates unconditionally.
+        judge: a judge, its folder or a shipped judge name; ``None`` picks the shipped judge whose
+            labels are the model's.
+        steps, seed, guidance_scale, sampler, vocoder, batch_size, device, callback: passed to
+            :func:`audiodiff.generate` (clip ``i`` uses seed ``seed + i``).
+        max_reference: use at most this many reference clips, evenly spread over the list.
+        ndb_k: NDB bins (fewer when there are under ``10 * ndb_k`` reference clips).
+        resynthesize: also score the reference clips passed through the model's representation and vocoder.
+
+    Returns:
+        A JSON-able dict: ``settings``, ``generated`` (``frechet_distance``, ``prompt_accuracy``,
+        ``inception_score``, ``modified_inception_score``, ``am_score``, ``ndb``, ``label_counts``,
+        ...), ``reference`` (``accuracy``, ``inception_score``, ..., ``frechet_distance_halves``,
+        ``ndb_halves``), optionally ``resynthesized``, and ``timing`` in seconds.
+    """
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
+    judge = resolve_judge(judge, model)
+    refs = select_reference(reference_items, max_reference)
+    prompt_list = clip_prompts(prompts, num_samples, judge)
+    timing: dict[str, float] = {}
+
+    start = time.perf_counter()  # the reference first, so a bad file fails before the long part
+    ref_waves = window_batch(load_clips([item.path for item in refs], judge.sample_rate), judge.num_samples)
+    timing["load_reference"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    gen_waves, meta = generate_waves(model, num_samples, prompt_list, steps=steps, seed=seed, sampler=sampler,
+                                     guidance_scale=guidance_scale, vocoder=vocoder, batch_size=batch_size,
+                                     device=device, callback=callback)
+    timing["generate"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    gen_emb, gen_probs = judge_clips(judge, gen_waves, model.sample_rate)
+    ref_emb, ref_probs = judge_clips(judge, ref_waves)
+    k = ndb_bins(len(refs), ndb_k)
+    generated = distribution_scores(gen_emb, gen_probs, ref_emb, ref_probs, k, seed)
+    generated.update(_prompt_scores(gen_probs, prompt_list, judge))
+    generated["label_counts"] = label_counts(gen_probs, judge)
+    reference = reference_scores(ref_emb, ref_probs, [item.label for item in refs], judge, ndb_k, seed)
+    timing["judge"] = time.perf_counter() - start
+
+    report = {"settings": _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed, k),
+              "generated": generated, "reference": reference}
+    if resynthesize:
+        start = time.perf_counter()
+        report["resynthesized"] = _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocoder)
+        timing["resynthesize"] = time.perf_counter() - start
+    report["timing"] = {key: round(value, 2) for key, value in timing.items()}
+    return report
+
+
+def _prompt_scores(probs: torch.Tensor, prompts: list[str] | None, judge: MelClassifier) -> dict[str, Any]:
+    """Prompt accuracy (overall and per label) when every prompt is one of the judge's labels."""
+    if prompts is None or not all(p in judge.labels for p in prompts):
+        return {"prompt_accuracy": None}
+    acc, _ = accuracy(probs, prompts, judge)
+    return {"prompt_accuracy": acc, "prompt_accuracy_per_label": per_label_accuracy(probs, prompts, judge)}
+
+
+def _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocoder) -> dict[str, Any]:
+    waves = resynthesize_waves(model, [item.path for item in refs], vocoder)
+    emb, probs = judge_clips(judge, waves, model.sample_rate)
+    out = distribution_scores(emb, probs, ref_emb, ref_probs, k, seed)
+    out["accuracy"], out["accuracy_clips"] = accuracy(probs, [item.label for item in refs], judge)
+    return out
+
+
+def _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed, k) -> dict[str, Any]:
+    return {
+        "model": getattr(model, "source", None),
+        "judge": getattr(judge, "source", None),
+        "judge_labels": list(judge.labels),
+        "num_samples": num_samples,
+        "num_reference": len(refs),
+        "prompts": list(dict.fromkeys(prompt_list)) if prompt_list is not None else None,
+        "prompt_mode": LABEL_PROMPTS if prompts == LABEL_PROMPTS else ("prompts" if prompt_list else "unconditional"),
+        "seed": seed,
+        "steps": meta.get("steps"),
+        "sampler": meta.get("sampler"),
+        "guidance_scale": meta.get("guidance_scale"),
+        "seconds": meta.get("seconds"),
+        "ndb_k": k,
+        "audiodiff_version": __version__,
+    }
+
+
+# -- reports ------------------------------------------------------------------------------------------
+def _same(key: str) -> dict[str, str]:
+    return {"generated": key, "reference": key, "resynthesized": key}
+
+
+#: (row title, the report key of each column's section)
+ROWS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("Frechet distance (judge embedding), lower is better",
+     {"generated": "frechet_distance", "reference": "frechet_distance_halves", "resynthesized": "frechet_distance"}),
+    ("accuracy (judge vs prompt / label), higher is better",
+     {"generated": "prompt_accuracy", "reference": "accuracy", "resynthesized": "accuracy"}),
+    ("Inception Score, higher is better", _same("inception_score")),
+    ("modified Inception Score, higher is better", _same("modified_inception_score")),
+    ("AM score, lower is better", _same("am_score")),
+    ("NDB/k, lower is better", {"generated": "ndb", "reference": "ndb_halves", "resynthesized": "ndb"}),
+)
+COLUMNS: dict[str, str] = {
+    "generated": "generated",
+    "reference": "reference (real clips)",
+    "resynthesized": "resynthesized (real clips through the model's mel + vocoder)",
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def markdown_table(report: Mapping[str, Any]) -> str:
+    """The report as markdown: a line of settings and a table of the scores."""
+    s = report["settings"]
+    sections = [name for name in COLUMNS if name in report]
+    lines = [f"# Evaluation of {s.get('model') or 'a model'}", "",
+             f"Judge: {s.get('judge')} ({len(s['judge_labels'])} labels). {s['num_samples']} generated clips "
+             f"({s['prompt_mode']}, {s.get('steps')} steps, seed {s['seed']}); {s['num_reference']} reference clips; "
+             f"NDB k = {s.get('ndb_k')}. The reference column's Frechet distance and NDB/k are between two halves "
+             "of the reference set (the floor at that sample size).",
+             "", "| metric | " + " | ".join(COLUMNS[name] for name in sections) + " |",
+             "|---" * (len(sections) + 1) + "|"]
+    for title, keys in ROWS:
+        lines.append(f"| {title} | " + " | ".join(_fmt(report[name].get(keys[name])) for name in sections) + " |")
+    lines += ["", "Timing (s): " + ", ".join(f"{k} {v}" for k, v in report.get("timing", {}).items()), ""]
+    return "\n".join(lines)
+
+
+def write_report(report: Mapping[str, Any], path_json: str | Path, path_md: str | Path) -> tuple[Path, Path]:
+    """Write ``report`` as indented JSON to ``path_json`` and as a markdown table to ``path_md`` (atomically)."""
+    json_path = atomic_write_bytes(path_json, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+    md_path = atomic_write_bytes(path_md, markdown_table(report).encode())
+    return json_path, md_path
