@@ -33,8 +33,10 @@ from .registry import build
 DEFAULT_CONFIG: dict[str, Any] = {
     "representation": {"name": "mel"},
     "net": {"name": "unet1d"},
-    "schedule": {"name": "linear"},
-    "preconditioning": {"name": "eps"},
+    # v-prediction on the cosine schedule: with eps-prediction on DDPM's linear schedule a briefly
+    # trained model's samples blow up at the largest sigma (x0 = x - sigma * eps, sigma ~ 157)
+    "schedule": {"name": "cosine"},
+    "preconditioning": {"name": "v"},
     "vocoder": {"name": "griffinlim"},
     "sampler": {"name": "ddim"},
     "steps": 50,
