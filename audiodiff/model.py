@@ -193,7 +193,7 @@ class DiffusionModel(nn.Module):
         in training each example is dropped to the null condition with probability ``cond_dropout``."""
         if not self.is_conditional:
             return {}
-        n = len(batch["waveform"])
+        n = len(batch["index"])
         keep = keep_mask(n, float(self.config["cond_dropout"]) if train else 0.0, generator)
         conds = []
         for c in self.conditioners.values():

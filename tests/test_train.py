@@ -189,9 +189,12 @@ def test_training_on_cached_features_gives_the_same_losses(tmp_path):
     cfg = TrainConfig(steps=3, batch_size=4, num_workers=0, progress=False, warmup_steps=1, fit_stats_batches=1,
                       log_every=1)
     results = []
+    conditioning = {"p": {"name": "label", "labels": ["a", "b"], "dim": 8}}  # conditional models read labels too
+    for i, item in enumerate(items):
+        items[i] = ManifestItem(path=item.path, duration=item.duration, sample_rate=8000, label="ab"[i % 2])
     for name in ("direct", "cached"):
         torch.manual_seed(0)
-        model = DiffusionModel(tiny_config())
+        model = DiffusionModel(tiny_config(conditioning=conditioning))
         data = AudioDataset(items, sample_rate=8000, seconds=0.25, crop="start")
         if name == "cached":
             data = FeatureCache(data, model.representation, tmp_path / "cache")
