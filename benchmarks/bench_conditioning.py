@@ -24,9 +24,7 @@ Speeds are reported as ratios against a baseline measured in the same run; nothi
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -239,27 +237,8 @@ def run(settings: Settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats; prints only")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"markdown file to write (default: {RESULTS.relative_to(common.REPO_ROOT)} "
-                             "for a full run, none with --quick)")
-    args = parser.parse_args(argv)
-    common.setup_threads()
-    settings = QUICK if args.quick else Settings()
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    body = run(settings)
-    seconds = time.perf_counter() - start
-    load_after = os.getloadavg()
-    header = common.report_header("audiodiff conditioning benchmarks" + (" (--quick)" if args.quick else ""), seconds)
-    header += f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}"
-    text = header + "\n\n" + body
-    print(text)
-    out = args.out or (None if args.quick else RESULTS)
-    if out is not None:
-        print(f"\nwrote {common.write_report(out, text)}", file=sys.stderr)
-    return 0
+    return common.benchmark_main("audiodiff conditioning benchmarks", RESULTS, run, Settings(), QUICK, argv,
+                                 __doc__.split("\n\n")[0], "fewer repeats; prints only")
 
 
 if __name__ == "__main__":

@@ -160,3 +160,31 @@ def write_report(path: str | Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip() + "\n")
     return path
+
+
+def benchmark_main(title: str, results: Path, run: Callable[[Any], str], full: Any, quick: Any,
+                   argv: list[str] | None, description: str, quick_help: str) -> int:
+    """The command line every simple benchmark shares: ``--quick`` (``quick`` settings, print only)
+    and ``--out``; times ``run(settings)``, adds the header and the load average, prints and writes."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"markdown file to write (default: {results.relative_to(REPO_ROOT)} "
+                             "for a full run, none with --quick)")
+    args = parser.parse_args(argv)
+    setup_threads()
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    body = run(quick if args.quick else full)
+    seconds = time.perf_counter() - start
+    header = report_header(title + (" (--quick)" if args.quick else ""), seconds)
+    header += f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
+    text = header + "\n\n" + body
+    print(text)
+    out = args.out or (None if args.quick else results)
+    if out is not None:
+        print(f"\nwrote {write_report(out, text)}", file=sys.stderr)
+    return 0
