@@ -72,7 +72,9 @@ QUICK = Settings(steps=10, denoiser_repeats=2, sampler_repeats=2, stub_repeats=5
 
 def build_model(net: dict) -> audiodiff.DiffusionModel:
     """A default (mel, linear schedule, eps) model of ``SECONDS`` with the given net config."""
-    return audiodiff.DiffusionModel({"net": dict(net), "seconds": SECONDS}).eval()
+    # DDPM's linear schedule and eps-prediction: what diffusers' DDIMScheduler is configured for below
+    config = {"net": dict(net), "seconds": SECONDS, "schedule": "linear", "preconditioning": "eps"}
+    return audiodiff.DiffusionModel(config).eval()
 
 
 def make_input(model: audiodiff.DiffusionModel, generator: torch.Generator) -> torch.Tensor:
