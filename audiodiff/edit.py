@@ -115,30 +115,14 @@ def check_length(model: DiffusionModel, x0: torch.Tensor, what: str) -> None:
 
 
 # -- regions: time range and mel band -> known mask ------------------------------------------------
-def hz_to_mel(hz: torch.Tensor, scale: str = "slaney") -> torch.Tensor:
-    """Hz -> mels on the HTK or Slaney scale (the formulas of torchaudio and librosa)."""
-    if scale == "htk":
-        return 2595.0 * torch.log10(1.0 + hz / 700.0)
-    linear = hz / (200.0 / 3)  # Slaney: linear below 1 kHz, logarithmic above
-    log = 15.0 + torch.log(hz.clamp(min=1e-10) / 1000.0) / (math.log(6.4) / 27.0)
-    return torch.where(hz >= 1000.0, log, linear)
-
-
-def mel_to_hz(mel: torch.Tensor, scale: str = "slaney") -> torch.Tensor:
-    """Inverse of :func:`hz_to_mel`."""
-    if scale == "htk":
-        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-    log = 1000.0 * torch.exp((math.log(6.4) / 27.0) * (mel - 15.0))
-    return torch.where(mel >= 15.0, log, mel * (200.0 / 3))
-
-
 def mel_centres(representation: Any) -> torch.Tensor:
     """``(n_mels,)`` centre frequencies in Hz of a mel representation's filters."""
-    scale = getattr(representation, "mel_scale", "slaney")
-    edges = torch.tensor([representation.f_min, representation.f_max], dtype=torch.float64)
-    lo, hi = hz_to_mel(edges, scale).tolist()
-    points = torch.linspace(lo, hi, representation.n_mels + 2, dtype=torch.float64)  # filter edges and centres
-    return mel_to_hz(points[1:-1], scale)
+    import librosa
+
+    htk = getattr(representation, "mel_scale", "slaney") == "htk"
+    points = librosa.mel_frequencies(representation.n_mels + 2, fmin=representation.f_min,
+                                     fmax=representation.f_max, htk=htk)  # filter edges and centres
+    return torch.from_numpy(points[1:-1]).double()
 
 
 def mel_band(representation: Any, fmin: float | None, fmax: float | None) -> tuple[int, int] | None:
@@ -152,7 +136,8 @@ def mel_band(representation: Any, fmin: float | None, fmax: float | None) -> tup
     if not representation.f_min <= lo_hz < hi_hz <= representation.f_max:
         raise ConfigError(f"need {representation.f_min:g} <= fmin < fmax <= {representation.f_max:g} Hz "
                           f"(the model's mel range), got fmin={lo_hz:g}, fmax={hi_hz:g}")
-    inside = ((mel_centres(representation) >= lo_hz) & (mel_centres(representation) <= hi_hz)).nonzero()
+    centres = mel_centres(representation)
+    inside = ((centres >= lo_hz) & (centres <= hi_hz)).nonzero()
     if len(inside) == 0:
         raise ConfigError(f"the band {lo_hz:g}-{hi_hz:g} Hz holds no mel bin centre; widen it")
     return int(inside[0]), int(inside[-1]) + 1

@@ -409,11 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                f"{'yes' if others_after else 'no'}")
     if others_before or others_after:
         header += " -- **it shared the cores: times are high and noisy (quality figures are unaffected)**"
-    text = header + "\n\n" + body
-    print(text)
-    out = args.out or (None if args.quick else RESULTS)
-    if out is not None:
-        print(f"\nwrote {common.write_report(out, text)}", file=sys.stderr)
+    common.emit_report(header + "\n\n" + body, args.out or (None if args.quick else RESULTS))
     return 0
 
 

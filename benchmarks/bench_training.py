@@ -540,10 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     for when, busy in (("start", busy_before), ("end", busy_after)):
         header += f"\n- other busy processes at the {when} (CPU over 2 s): {describe_busy(busy)}"
     text = header + "\n\n" + body + "\n\n" + conclusions(raw, raw["recipe_epochs"])
-    print(text)
-    out = args.out or (None if args.quick else RESULTS)
-    if out is not None:
-        print(f"\nwrote {common.write_report(out, text)}", file=sys.stderr)
+    common.emit_report(text, args.out or (None if args.quick else RESULTS))
     return 0
 
 

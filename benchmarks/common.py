@@ -162,6 +162,15 @@ def write_report(path: str | Path, text: str) -> Path:
     return path
 
 
+def emit_report(text: str, out: str | Path | None) -> None:
+    """Print a report and, when ``out`` is given, write it there (quick runs pass ``None``)."""
+    import sys
+
+    print(text)
+    if out is not None:
+        print(f"\nwrote {write_report(out, text)}", file=sys.stderr)
+
+
 def benchmark_main(title: str, results: Path, run: Callable[[Any], str], full: Any, quick: Any,
                    argv: list[str] | None, description: str, quick_help: str) -> int:
     """The command line every simple benchmark shares: ``--quick`` (``quick`` settings, print only)
@@ -182,9 +191,5 @@ def benchmark_main(title: str, results: Path, run: Callable[[Any], str], full: A
     seconds = time.perf_counter() - start
     header = report_header(title + (" (--quick)" if args.quick else ""), seconds)
     header += f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
-    text = header + "\n\n" + body
-    print(text)
-    out = args.out or (None if args.quick else results)
-    if out is not None:
-        print(f"\nwrote {write_report(out, text)}", file=sys.stderr)
+    emit_report(header + "\n\n" + body, args.out or (None if args.quick else results))
     return 0
