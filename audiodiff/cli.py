@@ -21,6 +21,8 @@ from .diffusion.schedules import SPACINGS
 from .errors import AudiodiffError, ConfigError
 
 EXIT_USAGE = 2
+VOCODER_HELP = ("vocoder: a registry name (e.g. griffinlim) or a trained vocoder folder "
+                "(default: the model folder's vocoder/, else its config's)")
 
 
 def _positive_int(text: str) -> int:
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sampler option, e.g. eta=0.5 (repeatable)")
     gen.add_argument("--spacing", choices=list(SPACINGS), default=None)
     gen.add_argument("--seed", type=int, default=None, help="base seed; clip i uses seed + i")
-    gen.add_argument("--vocoder", default=None, help="vocoder name (e.g. griffinlim) or trained vocoder folder")
+    gen.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     gen.add_argument("--batch-size", type=_positive_int, default=16)
     gen.add_argument("--prefix", default="clip", help="file name prefix (default: clip)")
     gen.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
@@ -96,22 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--num-samples", "-n", type=_positive_int, default=1, help="clips per prompt")
     demo.add_argument("--prompts", type=_positive_int, default=3, help="prompts per conditional model")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     demo.set_defaults(func=cmd_demo)
     ev = sub.add_parser("eval", help="score generated clips against real ones with a judge classifier "
-                                     "(Frechet distance, accuracy, IS, mIS, AM, NDB)")
+                                     "(Frechet distance, accuracy, IS, mIS, AM, NDB; pitch accuracy for note "
+                                     "captions; caption retrieval for judges of captions)")
     ev.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
     ev.add_argument("--reference", "-r", required=True, help="manifest (JSONL) of real clips")
     ev.add_argument("--split", default="test", choices=["train", "valid", "test", "all"],
                     help="split of the reference manifest (default: test)")
     ev.add_argument("--num-samples", "-n", type=_positive_int, default=100, help="clips to generate in all (default 100)")
     ev.add_argument("--prompts", nargs="+", default=None, metavar="PROMPT",
-                    help="prompts used in turn; `--prompts labels` uses each of the judge's labels in turn "
-                         "(default: unconditional)")
+                    help="prompts used in turn; `--prompts labels` uses each of the judge's labels in turn, "
+                         "`--prompts captions` the reference clips' captions (default: unconditional)")
     ev.add_argument("--judge", default=None,
-                    help="judge folder or shipped judge name (default: the shipped judge that knows the model's labels)")
+                    help="judge folder or shipped judge name (default: the shipped judge that knows the model's labels, "
+                         "else the one named like the model: music, sfx)")
     ev.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     ev.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
     ev.add_argument("--guidance-scale", type=float, default=None)
+    ev.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     ev.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (default 0)")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--max-reference", type=_positive_int, default=None, help="use at most this many reference clips")
@@ -153,7 +159,7 @@ def _add_sampling_options(p: argparse.ArgumentParser, prefix: str) -> None:
     p.add_argument("--prompt", "-p", default=None, help="text prompt (conditional models)")
     p.add_argument("--negative-prompt", default=None, help="what guidance steers away from")
     p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale")
-    p.add_argument("--vocoder", default=None, help="vocoder name (e.g. griffinlim) or trained vocoder folder")
+    p.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     p.add_argument("--prefix", default=prefix, help=f"file name prefix (default: {prefix})")
     p.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -401,7 +407,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .generate import inference_sigmas
     from .hub import load
     from .metrics import load_judge
-    from .metrics.evaluate import evaluate, write_report
+    from .metrics.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate, resolve_judge, write_report
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
@@ -411,14 +417,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"manifest {args.reference} has no {args.split} clips")
     judge = load_judge(args.judge) if args.judge is not None else None
     model = load(args.model, device=_device(args.device))
-    prompts = "labels" if args.prompts == ["labels"] else args.prompts
+    judge = resolve_judge(judge, model)
+    prompts = args.prompts[0] if args.prompts in ([LABEL_PROMPTS], [CAPTION_PROMPTS]) else args.prompts
+    # a judge of captions ranks captions by the mean embedding of their clips in the manifest's train split
+    caption_items = read_manifest(args.reference, split="train") if judge.target == "caption" else None
     steps = len(inference_sigmas(model, args.steps)) - 1
     bar, callback = _progress(steps * -(-args.num_samples // args.batch_size), args.quiet)
     try:
         report = evaluate(model, reference, args.num_samples, prompts=prompts, judge=judge, steps=args.steps,
                           seed=args.seed, sampler=args.sampler, guidance_scale=args.guidance_scale,
                           batch_size=args.batch_size, max_reference=args.max_reference,
-                          resynthesize=args.resynthesize, callback=callback)
+                          resynthesize=args.resynthesize, callback=callback, caption_items=caption_items,
+                          vocoder=args.vocoder)
     finally:
         if bar is not None:
             bar.close()
@@ -464,6 +474,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"parameters: {model.num_parameters():,}")
     print(f"sample rate: {model.sample_rate} Hz, window {model.seconds:g} s, at most {model.max_seconds:g} s")
     print("mel settings: " + json.dumps(model.representation.settings()))
+    vocoder = model.default_vocoder
+    print("vocoder: " + json.dumps(vocoder.config() if hasattr(vocoder, "config") else vocoder)
+          + (" (trained, from the model folder's vocoder/)" if hasattr(vocoder, "config") else ""))
     print("config:")
     print(json.dumps(model.config, indent=2, sort_keys=True))
     return 0
@@ -495,7 +508,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name in shipped:
         model = load(name)
         examples = list(dict.fromkeys(model.demo_prompts(args.prompts) or []))  # distinct, in order
-        clips = generate(model, num_samples=args.num_samples, prompt=examples or None, seed=args.seed)
+        clips = generate(model, num_samples=args.num_samples, prompt=examples or None, seed=args.seed,
+                         vocoder=args.vocoder)
         for path in write_clips(clips, model, check_out_dir(Path(args.out) / name), name, plot=False):
             print(path)
     return 0

@@ -146,8 +146,8 @@ def mel_band(representation: Any, fmin: float | None, fmax: float | None) -> tup
 def time_frames(representation: Any, start: float, end: float, frames: int) -> tuple[int, int]:
     """Frames ``[a, b)`` whose centres lie in ``[start, end]`` seconds of a clip of ``frames`` frames."""
     start, end = _number("start", start), _number("end", end)
-    hop = representation.hop_length / representation.sample_rate
-    length = (frames - 1) * hop
+    hop = representation.seconds_for(2) - representation.seconds_for(1)  # seconds per frame (a latent's span several hops)
+    length = representation.seconds_for(frames)
     if not 0 <= start < end <= length + hop:
         raise ConfigError(f"need 0 <= start < end <= {length:.3f} s (the clip's length), "
                           f"got start={start:g}, end={end:g}")

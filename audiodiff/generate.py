@@ -224,8 +224,9 @@ def check_seconds(model: DiffusionModel, seconds: float | None, long_form: bool 
 
 
 def resolve_vocoder(model: DiffusionModel, vocoder: Any = None) -> Any:
-    """The vocoder (default: the model's), checked against the model's mel settings, on its device."""
-    return build_vocoder(vocoder or model.config["vocoder"], model.representation.settings()).to(model.device)
+    """The vocoder (default: the model's trained one, else its config's), checked against the model's
+    mel settings, on its device."""
+    return build_vocoder(vocoder or model.default_vocoder, model.representation.settings()).to(model.device)
 
 
 def base_metadata(model: DiffusionModel, sampler: Any, sigmas: torch.Tensor, spacing: str | None, seconds: float,

@@ -26,7 +26,7 @@ from torch import nn
 
 from . import __version__
 from .checkpoint import read_config, read_tensors, save_folder
-from .errors import ConfigError, ModelLoadError
+from .errors import ConfigError, ModelLoadError, SettingsMismatchError
 from .conditioning import concat_net_inputs, drop_prompts, keep_mask, net_inputs
 from .registry import build
 
@@ -50,6 +50,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 #: top-level config keys; anything else is an error (typos must not be ignored)
 CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training"}
 COMPONENT_KEYS = ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler")
+#: subfolder of a model folder holding a trained vocoder (config.json + model.safetensors) that is its default
+VOCODER_DIR = "vocoder"
 
 
 def component_config(obj: Any) -> dict[str, Any]:
@@ -217,10 +219,32 @@ class DiffusionModel(nn.Module):
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (floats cast to ``dtype`` if given, e.g. fp16)."""
+        """Write ``config.json`` + ``model.safetensors`` (floats cast to ``dtype`` if given, e.g. fp16),
+        and the trained vocoder, if the model holds one, into ``vocoder/``."""
         config = copy.deepcopy(self.config)
         config["audiodiff_version"] = __version__
-        return save_folder(folder, config, self.state_dict(), dtype)
+        path = save_folder(folder, config, self.state_dict(), dtype)
+        if self.__dict__.get("trained_vocoder") is not None:
+            from .vocoders import save_vocoder_folder
+
+            save_vocoder_folder(self.__dict__["trained_vocoder"], Path(folder) / VOCODER_DIR, dtype)
+        return path
+
+    @property
+    def default_vocoder(self) -> Any:
+        """The vocoder used unless one is named: the trained one (see :meth:`set_vocoder`), else the config's."""
+        trained = self.__dict__.get("trained_vocoder")
+        return trained if trained is not None else self.config["vocoder"]
+
+    def set_vocoder(self, vocoder: nn.Module | None) -> None:
+        """Make a trained vocoder (e.g. :class:`~audiodiff.vocoders.Vocos`) the default, or ``None`` for the
+        config's.  Its mel settings must match the representation's (:class:`SettingsMismatchError`).
+        It is kept outside the module tree, so it is not part of :meth:`state_dict`."""
+        if vocoder is not None:
+            from .vocoders import check_mel_settings
+
+            check_mel_settings(vocoder.mel_settings, self.representation.settings())
+        self.__dict__["trained_vocoder"] = vocoder
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> "DiffusionModel":
@@ -235,7 +259,21 @@ class DiffusionModel(nn.Module):
         _check_weights(folder, expected, tensors)
         model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
         model.source = str(folder)
+        _load_trained_vocoder(model, folder)
         return model.eval()
+
+
+def _load_trained_vocoder(model: DiffusionModel, folder: str | os.PathLike) -> None:
+    """Make ``folder/vocoder/`` (config.json + model.safetensors), if present, the model's default vocoder."""
+    vocoder_dir = Path(folder) / VOCODER_DIR
+    if not (vocoder_dir / "config.json").is_file():
+        return
+    from .vocoders import load_vocoder_folder
+
+    try:
+        model.set_vocoder(load_vocoder_folder(vocoder_dir))
+    except (ConfigError, SettingsMismatchError) as exc:
+        raise ModelLoadError(f"{vocoder_dir}: {exc}") from None
 
 
 def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:

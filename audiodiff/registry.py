@@ -1,7 +1,7 @@
 """Registry of named components, and entry-point plugins.
 
 Every configurable component (net, schedule, preconditioning, sampler, conditioner,
-representation, vocoder, embedder) registers under a ``kind`` and a ``name``::
+representation, vocoder, embedder, autoencoder) registers under a ``kind`` and a ``name``::
 
     @register("sampler", "euler")
     @dataclass(frozen=True)
@@ -38,6 +38,7 @@ KINDS = (
     "representation",
     "vocoder",
     "embedder",
+    "autoencoder",
 )
 
 # Modules whose import registers the built-in components of each kind.
@@ -50,6 +51,7 @@ _BUILTIN_MODULES = {
     "representation": ("audiodiff.audio",),
     "vocoder": ("audiodiff.vocoders",),
     "embedder": ("audiodiff.metrics",),
+    "autoencoder": ("audiodiff.audio",),
 }
 
 _registry: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}

@@ -82,6 +82,7 @@ class TrainConfig:
     fit_stats_batches: int = 20  # batches used to fit the representation's statistics at step 0
     device: str = "auto"
     progress: bool = True
+    time_limit: float = 0.0  # seconds of this invocation; when spent: checkpoint, export and return (0: none)
 
     def __post_init__(self) -> None:
         checks = {
@@ -89,6 +90,7 @@ class TrainConfig:
             "grad_accum": self.grad_accum >= 1, "ema_decay": 0 <= self.ema_decay < 1,
             "checkpoint_every": self.checkpoint_every >= 1, "keep_last": self.keep_last >= 1,
             "warmup_steps": self.warmup_steps >= 0, "max_bad_steps": self.max_bad_steps >= 1,
+            "time_limit": self.time_limit >= 0,
             "lr_schedule": self.lr_schedule in ("cosine", "constant"),
             "amp": self.amp in ("auto", "none", "bf16", "fp16"),
         }
@@ -234,16 +236,29 @@ def set_rng_state(state: Mapping[str, Any], noise_gen: torch.Generator) -> None:
 
 
 def write_checkpoint(run_dir: Path, model: DiffusionModel, ema: EMA, state: dict[str, Any], keep_last: int) -> Path:
-    """Write ``checkpoints/step_XXXXXXX`` atomically, export the EMA model, move ``latest``, prune."""
+    """Write ``checkpoints/step_XXXXXXX`` atomically, move ``latest``, prune, export the EMA model."""
+    final = write_checkpoint_folder(run_dir, state, {
+        "model.safetensors": tensors_to_bytes(model.state_dict()),
+        "ema.safetensors": tensors_to_bytes(ema.model.state_dict()),
+    }, {**ema.model.config, "training": state["train_config"]}, keep_last)
+    ema.model.save(run_dir / "model")
+    return final
+
+
+def write_checkpoint_folder(run_dir: Path, state: dict[str, Any], files: Mapping[str, bytes],
+                            config: Mapping[str, Any], keep_last: int) -> Path:
+    """Write ``run_dir/checkpoints/step_XXXXXXX`` (``files``, ``config.json`` and ``state`` as ``state.pt``)
+    into a temporary folder, rename it into place, then move the ``latest`` pointer and keep the last
+    ``keep_last`` checkpoints."""
     ckpt_root = run_dir / "checkpoints"
     name = f"step_{state['step']:07d}"
     final = ckpt_root / name
     tmp = ckpt_root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    atomic_write_bytes(tmp / "model.safetensors", tensors_to_bytes(model.state_dict()))
-    atomic_write_bytes(tmp / "ema.safetensors", tensors_to_bytes(ema.model.state_dict()))
-    write_config(tmp, {**ema.model.config, "training": state["train_config"]})
+    for file_name, data in files.items():
+        atomic_write_bytes(tmp / file_name, data)
+    write_config(tmp, config)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(tmp / "state.pt", buffer.getvalue())
@@ -251,19 +266,20 @@ def write_checkpoint(run_dir: Path, model: DiffusionModel, ema: EMA, state: dict
     os.replace(tmp, final)
     _fsync_dir(ckpt_root)
     atomic_write_bytes(ckpt_root / LATEST, name.encode())
-    ema.model.save(run_dir / "model")
     for old in sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder of ``run_dir``, or ``None``."""
+def latest_checkpoint(run_dir: Path, needed: tuple[str, ...] = ("model.safetensors", "ema.safetensors")) -> Path | None:
+    """The newest complete checkpoint folder of ``run_dir`` (holding ``needed`` files, ``state.pt`` and
+    ``config.json``), or ``None``."""
+    run_dir = Path(run_dir)
     pointer = run_dir / "checkpoints" / LATEST
     if not pointer.is_file():
         return None
     folder = run_dir / "checkpoints" / pointer.read_text().strip()
-    needed = ("model.safetensors", "ema.safetensors", "state.pt", "config.json")
+    needed = (*needed, "state.pt", "config.json")
     if not all((folder / f).is_file() for f in needed):
         raise TrainingError(f"checkpoint {folder} named by {pointer} is incomplete; remove {pointer} to start over")
     return folder
@@ -325,7 +341,9 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
     window = _Window()
     model.train()
-    while progress.step < cfg.steps:
+    deadline = time.monotonic() + cfg.time_limit if cfg.time_limit > 0 else None
+    out_of_time = False
+    while progress.step < cfg.steps and not out_of_time:
         for group, wait in _epoch_groups(dataset, sampler, progress, cfg, device):
             window.data_time += wait
             t0 = time.perf_counter()
@@ -343,11 +361,12 @@ def fit(
                 bar.set_postfix(loss=f"{window.last_loss:.4f}", refresh=False)
             if info.is_main and (progress.step % cfg.log_every == 0 or progress.step == cfg.steps):
                 _log(log_file, progress, window, scheduler, grad_norm)
-            if progress.step % cfg.checkpoint_every == 0 or progress.step == cfg.steps:
+            out_of_time = deadline is not None and all_ranks_agree(time.monotonic() > deadline, info)
+            if progress.step % cfg.checkpoint_every == 0 or progress.step == cfg.steps or out_of_time:
                 _checkpoint(run_dir, model, ema, optimizer, scheduler, progress, noise_gen, cfg, info)
             if info.is_main and cfg.demo_every and progress.step % cfg.demo_every == 0:
                 _demo(run_dir, ema.model, progress.step, cfg)
-            if progress.step >= cfg.steps:
+            if progress.step >= cfg.steps or out_of_time:
                 break
         else:  # the epoch ran out
             progress.epoch += 1
@@ -356,6 +375,9 @@ def fit(
         bar.close()
     if info.world_size > 1:
         dist.barrier()
+    if out_of_time and info.is_main:
+        log.warning("time limit of %.0f s reached at step %d of %d; checkpoint saved (run again to resume)",
+                    cfg.time_limit, progress.step, cfg.steps)
     if progress.skipped_steps and info.is_main:
         log.warning("skipped %d steps with a non-finite loss or gradient", progress.skipped_steps)
     return ema.model.eval()

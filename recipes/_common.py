@@ -1,7 +1,7 @@
 """What every recipe does, configured by Hydra: prepare a manifest, train, generate.
 
-The domain scripts (``recipes/<domain>/{prepare,train,generate}.py``) are thin Hydra entry points
-over these functions.  Only ``cfg.model`` is saved with the weights; the library never sees Hydra.
+The domain scripts (``recipes/<domain>/{prepare,train,train_autoencoder,generate}.py``) are thin Hydra
+entry points over these functions.  Only ``cfg.model`` is saved with the weights; the library never sees Hydra.
 """
 
 from __future__ import annotations
@@ -47,34 +47,77 @@ def run_prepare(cfg: DictConfig) -> Path:
     return manifest
 
 
-def dataset(cfg: DictConfig, split: str, model: audiodiff.DiffusionModel) -> AudioDataset | FeatureCache:
-    """The split's clips; with ``data.cache_dir`` set, their log-mels cached on disk."""
+def dataset(cfg: DictConfig, split: str, representation: Any) -> AudioDataset | FeatureCache:
+    """The split's clips at ``representation``'s rate; with ``data.cache_dir`` set, their log-mels cached on disk."""
     manifest = resolve(cfg.data.manifest)
     if not manifest.is_file():
         run_prepare(cfg)
     items = read_manifest(manifest, split=split)
     if cfg.data.get("max_items"):
         items = items[: int(cfg.data.max_items)]
-    clips = AudioDataset(items, sample_rate=model.sample_rate, seconds=float(cfg.model.seconds), crop=cfg.data.crop,
+    clips = AudioDataset(items, sample_rate=representation.sample_rate, seconds=float(cfg.model.seconds), crop=cfg.data.crop,
                          loudness_normalize=cfg.data.get("loudness_db"), trim_silence_db=cfg.data.get("trim_db"),
                          seed=int(cfg.train.seed))
     if cfg.data.get("cache_dir"):
-        return FeatureCache(clips, model.representation, resolve(cfg.data.cache_dir))
+        return FeatureCache(clips, representation, resolve(cfg.data.cache_dir))
     return clips
 
 
 def run_train(cfg: DictConfig) -> Path:
     """Train ``cfg.model`` on the manifest's train split; export to ``cfg.export_to`` if set."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
-    model = audiodiff.DiffusionModel(to_dict(cfg.model))
-    data = dataset(cfg, "train", model)
+    model = audiodiff.DiffusionModel(model_config(cfg))
+    train = to_dict(cfg.train)
+    if cfg.get("init_from"):
+        init_weights(model, resolve(cfg.init_from))
+        train["fit_stats_batches"] = 0  # keep the statistics the weights were trained with
+    data = dataset(cfg, "train", model.representation)
     log.info("model: %s parameters; data: %s", f"{model.num_parameters():,}", data.summary())
     run_dir = resolve(cfg.run_dir)
-    ema = fit(model, data, run_dir, TrainConfig.from_dict(to_dict(cfg.train)))
+    ema = fit(model, data, run_dir, TrainConfig.from_dict(train))
     if cfg.get("export_to"):
         target = resolve(cfg.export_to)
         ema.save(target, dtype=torch.float16)
         log.info("exported the EMA model (fp16) to %s", target)
+    return run_dir / "model"
+
+
+def init_weights(model: audiodiff.DiffusionModel, folder: Path) -> None:
+    """Start from a saved model's weights (fine-tuning, or going on from an exported model)."""
+    source = audiodiff.load(folder)
+    if source.config["net"] != model.config["net"] or source.representation.config() != model.representation.config():
+        raise audiodiff.ConfigError(f"init_from {folder}: its net or representation differs from cfg.model")
+    missing = model.load_state_dict({k: v.float() for k, v in source.state_dict().items()}, strict=False)
+    if missing.missing_keys or missing.unexpected_keys:
+        raise audiodiff.ConfigError(f"init_from {folder}: weights do not match cfg.model "
+                                    f"({len(missing.missing_keys)} missing, {len(missing.unexpected_keys)} unexpected)")
+    log.info("initialised from %s", folder)
+
+
+def model_config(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.model`` as a dict; a latent representation's autoencoder folder is resolved like other paths."""
+    model = to_dict(cfg.model)
+    rep = model.get("representation")
+    if isinstance(rep, dict) and isinstance(rep.get("autoencoder"), str):
+        rep["autoencoder"] = str(resolve(rep["autoencoder"]))
+    return model
+
+
+def run_train_autoencoder(cfg: DictConfig) -> Path:
+    """Stage 1 of latent diffusion: train ``cfg.autoencoder`` on the train split's log-mels (mel settings
+    from ``cfg.model.representation``) with ``cfg.ae_train``; the autoencoder lands in ``ae_run_dir/model``."""
+    from audiodiff.autoencoder_training import AutoencoderTrainConfig, train_autoencoder
+
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    mel = to_dict(cfg.model.representation)
+    if mel.get("name") != "mel":
+        raise audiodiff.ConfigError(f"the autoencoder is trained on a mel representation, not {mel.get('name')!r}; "
+                                    "use the default model/representation")
+    autoencoder = audiodiff.build("autoencoder", {**to_dict(cfg.autoencoder), "mel": mel})
+    data = dataset(cfg, "train", autoencoder.mel)
+    run_dir = resolve(cfg.ae_run_dir)
+    log.info("autoencoder: %s; data: %s", autoencoder.extra_repr(), data.summary())
+    train_autoencoder(autoencoder, data, run_dir, AutoencoderTrainConfig.from_dict(to_dict(cfg.ae_train)))
     return run_dir / "model"
 
 

@@ -1,11 +1,25 @@
 """Train the judges that ``audiodiff.metrics.evaluate`` uses, and ship them in ``audiodiff/pretrained/judges/``.
 
     python recipes/judges.py speech --out audiodiff/pretrained/judges/speech
+    python recipes/judges.py music --out audiodiff/pretrained/judges/music --fp16
+    python recipes/judges.py sfx --out audiodiff/pretrained/judges/sfx --fp16
 
 ``speech``: a spoken-digit classifier on the Free Spoken Digit Dataset (CC BY-SA 4.0; takes 10-49
 train, takes 5-9 pick the best step, takes 0-4 are the held-out test split it is scored on), at
-the 8 kHz of the speech model.  The script prints the held-out test accuracy and saves the judge
-folder (``config.json`` + ``model.safetensors``; the training report is stored in the config).
+the 8 kHz of the speech model.
+
+``music``: the General MIDI family of single notes (target ``gm_family``: ``"a flute playing C5"``
+is ``pipe``), on the music recipe's data: the GM notes rendered with FluidSynth (run
+``recipes/music/prepare.py`` first) and the Salamander piano notes (family ``piano``), with the
+manifest's splits, at the music model's 16 kHz mel settings and 1 s window.
+
+``sfx``: the caption of Berklee sound effects (target ``caption``), over the captions that have at
+least 3 clips (``--min-clips``); with the sfx recipe's stratified split each of them has one clip
+in the test split and, from 4 clips, one in valid.  16 kHz mel settings of the sfx model, 2 s
+window.  Its embedding also ranks captions for caption retrieval.
+
+The script prints the held-out test accuracy and saves the judge folder (``config.json`` +
+``model.safetensors``; the training report is stored in the config).
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ import argparse
 import logging
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +39,63 @@ sys.path.insert(0, str(REPO))
 
 from audiodiff.data import prepare  # noqa: E402
 from audiodiff.data.prepare import DIGIT_WORDS  # noqa: E402
+from audiodiff.data.render import GM_FAMILIES  # noqa: E402
 from audiodiff.metrics import judge_clips, train_judge  # noqa: E402
 from audiodiff.metrics.judge import load_clips, window_batch  # noqa: E402
+from audiodiff.metrics.pitch import caption_family  # noqa: E402
 
+SHARED = REPO.parent / "shared" / "data"
+MEL16K = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "f_min": 30.0, "f_max": 8000.0}
 JUDGES: dict[str, dict[str, Any]] = {
     "speech": {
-        "layout": "fsdd",
-        "root": REPO.parent / "shared" / "data" / "fsdd",
-        "prepare": {"valid_from_train": True},
+        "sources": [("fsdd", SHARED / "fsdd", {"valid_from_train": True})],
+        "target": "label",
         "labels": list(DIGIT_WORDS),
         "mel": {"sample_rate": 8000, "n_fft": 256, "hop_length": 80, "n_mels": 40, "f_min": 20.0, "f_max": 4000.0},
         "seconds": 1.0,
         "steps": 1200,
     },
+    "music": {  # recipes/music/conf: data.sources, model/representation/mel16k.yaml, model.seconds
+        "sources": [("gm_notes", REPO / "data" / "music" / "gm", {}), ("salamander", SHARED / "salamander", {})],
+        "target": "gm_family",
+        "mel": MEL16K,
+        "seconds": 1.0,
+        "steps": 600,
+    },
+    "sfx": {  # recipes/sfx/conf: data.sources, model/representation/mel16k.yaml, model.seconds
+        "sources": [("berklee", SHARED / "berklee", {"stratify": True})],
+        "target": "caption",
+        "min_clips": 3,
+        "mel": MEL16K,
+        "seconds": 2.0,
+        "steps": 700,
+    },
 }
+
+
+def class_of(target: str, item) -> str | None:
+    """The class of a manifest item under a judge ``target`` (as :meth:`MelClassifier.target_of`, before labels exist)."""
+    if target == "label":
+        return item.label
+    return item.caption if target == "caption" else caption_family(item.caption)
+
+
+def choose_labels(spec: dict[str, Any], items: list, min_clips: int | None) -> list[str]:
+    """The judge's classes: the spec's list; GM families present, in GM order; or captions with >= ``min_clips`` clips."""
+    if "labels" in spec:
+        return list(spec["labels"])
+    names = Counter(class_of(spec["target"], item) for item in items)
+    names.pop(None, None)
+    if spec["target"] == "gm_family":
+        return [family for family in GM_FAMILIES if family in names]
+    return sorted(name for name, count in names.items() if count >= min_clips)
 
 
 def test_accuracy(judge, items) -> float:
     """Accuracy on ``items`` (clips cut or padded to the judge's window)."""
     waves = window_batch(load_clips([item.path for item in items], judge.sample_rate), judge.num_samples)
     _, probs = judge_clips(judge, waves)
-    targets = judge.label_indices([item.label for item in items])
+    targets = judge.label_indices([judge.target_of(item.caption, item.label) for item in items])
     return float((probs.argmax(dim=1) == targets).float().mean())
 
 
@@ -52,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("judge", choices=sorted(JUDGES))
     parser.add_argument("--out", required=True, help="folder to write the judge to")
-    parser.add_argument("--root", default=None, help="dataset folder (default: the recipe's)")
+    parser.add_argument("--root", default=None, help="dataset folder of a one-source judge (default: the recipe's)")
+    parser.add_argument("--min-clips", type=int, default=None, help="sfx: captions with at least this many clips (default 3)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -61,12 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     spec = JUDGES[args.judge]
-    items = prepare(spec["layout"], args.root or spec["root"], **spec["prepare"])
+    items = []
+    for layout, root, options in spec["sources"]:
+        items += prepare(layout, args.root if args.root and len(spec["sources"]) == 1 else root, **options)
+    labels = choose_labels(spec, items, args.min_clips or spec.get("min_clips"))
+    items = [item for item in items if class_of(spec["target"], item) in labels]
     split = {name: [i for i in items if i.split == name] for name in ("train", "valid", "test")}
-    print(f"{args.judge}: {len(split['train'])} train, {len(split['valid'])} valid, {len(split['test'])} test clips")
+    print(f"{args.judge}: {len(labels)} classes; {len(split['train'])} train, {len(split['valid'])} valid, "
+          f"{len(split['test'])} test clips")
     start = time.perf_counter()
-    judge, report = train_judge(split["train"], split["valid"], mel=spec["mel"], seconds=spec["seconds"],
-                                steps=args.steps or spec["steps"], labels=spec["labels"], seed=args.seed)
+    judge, report = train_judge(split["train"], split["valid"], labels_of=lambda item: class_of(spec["target"], item),
+                                mel=spec["mel"], seconds=spec["seconds"], steps=args.steps or spec["steps"],
+                                labels=labels, judge_kwargs={"target": spec["target"]}, seed=args.seed)
     report["test_accuracy"] = test_accuracy(judge, split["test"])
     report["num_test"] = len(split["test"])
     report["wall_seconds"] = round(time.perf_counter() - start, 1)

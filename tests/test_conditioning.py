@@ -70,6 +70,22 @@ def test_text_conditioner_uses_bundled_model_and_caches():
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
 
 
+def test_text_cache_file_serves_prompts_without_the_encoder(tmp_path):
+    c = registry.build("conditioner", {"name": "text", "route": "cross"})
+    expected = c(["door slam", "kalimba"]).emb
+    c.save_cache(tmp_path / "cache.safetensors")
+    fresh = registry.build("conditioner", {"name": "text", "route": "cross"})
+    assert fresh.load_cache(tmp_path / "cache.safetensors") == 2
+    assert torch.equal(fresh(["door slam", "kalimba"]).emb, expected)
+    assert fresh.__dict__["_encoder"] is None, "the encoder was never loaded"
+    other = registry.build("conditioner", {"name": "text", "model": "some/other-model"})
+    with pytest.raises(ConfigError, match="was made with"):
+        other.load_cache(tmp_path / "cache.safetensors")
+    (tmp_path / "bad.safetensors").write_text("not a tensor file")
+    with pytest.raises(ConfigError, match="cannot read text cache"):
+        fresh.load_cache(tmp_path / "bad.safetensors")
+
+
 def test_routing_and_concatenation():
     g1, g2 = Cond(torch.randn(2, 3)), Cond(torch.randn(2, 5))
     s1 = Cond(torch.randn(2, 4, 6), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool))

@@ -76,6 +76,16 @@ def test_resume_continues_with_identical_losses(tmp_path, monkeypatch):
         assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-7), step
 
 
+def test_time_limit_checkpoints_and_a_rerun_resumes(tmp_path):
+    run = tmp_path / "run"
+    train(str(run), 50, time_limit=1e-9, checkpoint_every=100)
+    assert latest_checkpoint(run).name == "step_0000001", "stops after the first step, with a checkpoint"
+    assert (run / "model" / "model.safetensors").is_file(), "the EMA model is exported"
+    train(str(run), 3, checkpoint_every=100)
+    assert latest_checkpoint(run).name == "step_0000003"
+    assert list(losses(run)) == [1, 2, 3]
+
+
 def _wait_for_checkpoint(run: Path, proc: subprocess.Popen, step: int, timeout: float = 240) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -10,6 +10,7 @@ sentence embedding the global route.  Repeated prompts are served from an embedd
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -120,19 +121,61 @@ class TextConditioner(Conditioner):
             self._cache.popitem(last=False)
         return result
 
+    def save_cache(self, path: str | os.PathLike) -> None:
+        """Write the cached encoder outputs to a safetensors file (e.g. every caption of a dataset).
+
+        With the file loaded (:meth:`load_cache`), training on those captions never loads the
+        sentence encoder: useful on a machine without the ``text`` extra or its weights.
+        """
+        from safetensors.torch import save_file
+
+        tensors, prompts = {}, list(self._cache)
+        for i, text in enumerate(prompts):
+            tok, sent = self._cache[text]
+            tensors[f"tokens.{i}"], tensors[f"sentence.{i}"] = tok.contiguous(), sent.contiguous()
+        save_file(tensors, str(path), metadata={"model": self.model_name, "prompts": json.dumps(prompts)})
+
+    def load_cache(self, path: str | os.PathLike) -> int:
+        """Add the encoder outputs saved by :meth:`save_cache`; returns how many prompts were read."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                if meta.get("model") != self.model_name:
+                    raise ConfigError(f"text cache {path} was made with {meta.get('model')!r}, this conditioner uses {self.model_name!r}")
+                prompts = json.loads(meta.get("prompts", "[]"))
+                for i, text in enumerate(prompts):
+                    tok, sent = f.get_tensor(f"tokens.{i}"), f.get_tensor(f"sentence.{i}")
+                    if sent.shape != (self.encoder_dim,) or tok.dim() != 2 or tok.shape[1] != self.encoder_dim:
+                        raise ConfigError(f"text cache {path} holds {tuple(sent.shape)} features, config says {self.encoder_dim}")
+                    self._cache[text] = (tok.float(), sent.float())
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
+            raise ConfigError(f"cannot read text cache {path}: {str(exc).splitlines()[0]}") from None
+        self.cache_size = max(self.cache_size, len(self._cache))
+        return len(prompts)
+
     def forward(self, prompts: Sequence[str]) -> Cond:
         """``B`` strings -> ``Cond(emb (B, L, dim), mask (B, L))`` or ``Cond(emb (B, dim))``; ``""`` is the null."""
         device = self.null.device
         encoded = self.encode_text([p for p in prompts if p])
-        it = iter(encoded)
-        rows = [next(it) if p else (self.null[None], self.null) for p in prompts]
+        is_null = torch.tensor([not p for p in prompts], device=device)  # (B,)
         if self.route == "global":
-            emb = torch.stack([sent.to(device) for _, sent in rows])  # (B, encoder_dim)
+            sent = torch.zeros(len(prompts), self.encoder_dim)
+            if encoded:
+                sent[~is_null.cpu()] = torch.stack([s for _, s in encoded])
+            emb = torch.where(is_null[:, None], self.null[None], sent.to(device))  # (B, encoder_dim)
             return Cond(self.proj(emb))
-        length = max(tok.shape[0] for tok, _ in rows)
-        emb = torch.zeros(len(rows), length, self.encoder_dim, device=device)
-        mask = torch.zeros(len(rows), length, dtype=torch.bool, device=device)
-        for i, (tok, _) in enumerate(rows):
-            emb[i, : tok.shape[0]] = tok.to(device)  # null rows keep their gradient through index_put
-            mask[i, : tok.shape[0]] = True
-        return Cond(self.proj(emb), mask)  # (B, L, dim)
+        # assemble the padded batch on the CPU and move it in one copy (one copy per row is slow on a GPU)
+        it = iter(encoded)
+        lengths = [next(it)[0].shape[0] if p else 1 for p in prompts]
+        tokens = torch.zeros(len(prompts), max(lengths), self.encoder_dim)  # (B, L, encoder_dim)
+        it = iter(encoded)
+        for i, p in enumerate(prompts):
+            if p:
+                tokens[i, : lengths[i]] = next(it)[0]
+        mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]  # (B, L)
+        null_rows = torch.zeros_like(tokens[:1]).to(device) + self.null  # (1, L, encoder_dim), first token used
+        keep_null = is_null[:, None, None] & (torch.arange(max(lengths), device=device) == 0)[None, :, None]
+        emb = torch.where(keep_null, null_rows, tokens.to(device))  # null rows keep their gradient
+        return Cond(self.proj(emb), mask.to(device))  # (B, L, dim)

@@ -428,20 +428,43 @@ def prepare_berklee(
     root: str | os.PathLike,
     valid_fraction: float = 0.05,
     test_fraction: float = 0.05,
+    stratify: bool = False,
 ) -> list[ManifestItem]:
     """OLPC Berklee clips: ``root/metadata.csv`` (columns ``path``, ``name``), MP3 files in ``root``.
 
     Label is ``name`` (the file name without its take number); caption the name with underscores
     as spaces.  Without ``metadata.csv`` the audio files in ``root`` are used and the name is the
     lowercased stem with a trailing take number removed.  Split: :func:`hash_split` of the file's
-    path relative to ``root``, 90/5/5 by default.
+    path relative to ``root``, 90/5/5 by default.  With ``stratify``, every name with at least 3
+    clips puts one of them in ``"test"`` and, with 4 or more, another in ``"valid"`` (the clips
+    with the lowest hashes), keeping the rest in ``"train"``; names with fewer clips are split by
+    hash as before.  Then every common caption is both trained on and held out (what a judge of
+    captions and caption retrieval need).
     """
     root = _require_dir(root, "berklee")
+    pairs = _berklee_names(root)
+    held_out = _held_out_per_name(pairs) if stratify else {}
     entries = []
-    for relative, name in _berklee_names(root):
-        split = hash_split(relative, valid_fraction, test_fraction)
+    for relative, name in pairs:
+        split = held_out.get(relative) or hash_split(relative, valid_fraction, test_fraction)
         entries.append(_Entry(root / relative, _words(name), name, split))
     return _items(entries, "berklee")
+
+
+def _held_out_per_name(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """``{relative path: split}`` for names with >= 3 clips: lowest hash test, next valid (>= 4 clips), rest train."""
+    by_name: dict[str, list[str]] = {}
+    for relative, name in pairs:
+        by_name.setdefault(name, []).append(relative)
+    splits = {}
+    for paths in by_name.values():
+        if len(paths) < 3:
+            continue
+        ranked = sorted(paths, key=lambda rel: hashlib.sha1(rel.encode("utf-8")).hexdigest())
+        order = ["test", "valid"] if len(paths) >= 4 else ["test"]
+        for rank, relative in enumerate(ranked):
+            splits[relative] = order[rank] if rank < len(order) else "train"
+    return splits
 
 
 def _berklee_names(root: Path) -> list[tuple[str, str]]:
@@ -482,7 +505,7 @@ def _salamander_pitches(root: Path) -> list[tuple[str, int]]:
         return [(row["path"], int(row["midi_pitch"])) for row in rows]
     pairs = []
     for path in _audio_files(root, AUDIO_EXTENSIONS):
-        pitch = _note_name_to_midi(path.stem)
+        pitch = note_name_to_midi(path.stem)
         if pitch is None:
             log.warning("salamander: skipped %s (not named like a note, e.g. C4, Ds4)", path.name)
         else:
@@ -490,7 +513,7 @@ def _salamander_pitches(root: Path) -> list[tuple[str, int]]:
     return pairs
 
 
-def _note_name_to_midi(name: str) -> int | None:
+def note_name_to_midi(name: str) -> int | None:
     """``"C4" -> 60``, ``"Ds1"``/``"D#1" -> 27``, ``"Bb2" -> 46``; ``None`` if not a note name."""
     match = _NOTE_FILE.match(name)
     if match is None:

@@ -11,6 +11,14 @@ clips, and the Frechet distance and NDB/k between two halves of the reference se
 that sample size).  With ``resynthesize``, the reference clips are also passed through the model's
 own representation and vocoder: the best a model of this representation can score.
 
+Which class a prompt or a reference clip should get is the judge's business
+(:meth:`~audiodiff.metrics.judge.MelClassifier.target_of`): the label (spoken digits), the caption
+(sound effects) or the General MIDI family of the instrument a note caption names (music notes).
+Prompts may be ``"captions"``: the reference clips' own captions.  Two figures are added where they
+apply: pitch accuracy (:mod:`audiodiff.metrics.pitch`, pYIN) when every prompt is a note caption,
+and caption retrieval (:mod:`audiodiff.metrics.retrieval`) when ``caption_items`` give each caption
+an embedding (the mean judge embedding of its clips).
+
 :func:`write_report` writes the report as JSON and as a markdown table.
 """
 
@@ -35,11 +43,15 @@ from .classifier import am_score, inception_score, modified_inception_score
 from .frechet import frechet_distance
 from .judge import MelClassifier, judge_clips, list_judges, load_clips, load_judge, window_batch
 from .ndb import ndb
+from .pitch import caption_pitch_accuracy, parse_note_caption
+from .retrieval import caption_bank, retrieval_scores
 
 log = logging.getLogger(__name__)
 
 #: a ``prompts`` value that means "each of the judge's labels in turn"
 LABEL_PROMPTS = "labels"
+#: a ``prompts`` value that means "the reference clips' captions"
+CAPTION_PROMPTS = "captions"
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -49,13 +61,19 @@ def model_labels(model: DiffusionModel) -> list[str]:
 
 
 def resolve_judge(judge: MelClassifier | str | None, model: DiffusionModel) -> MelClassifier:
-    """``judge`` loaded (folder, shipped name or object); for ``None``, the shipped judge whose labels are the model's."""
+    """``judge`` loaded (folder, shipped name or object); for ``None``, the shipped judge whose labels are the
+    model's, else the shipped judge named like the model (``"sfx"`` for models named ``sfx`` or ``sfx-uncond``)."""
     if judge is not None:
         return load_judge(judge)
     labels = set(model_labels(model))
-    for folder in list_judges().values():
+    shipped = list_judges()
+    for folder in shipped.values():
         if labels and set(read_config(folder).get("labels", [])) == labels:
             return load_judge(folder)
+    name = str(model.config.get("name") or "")
+    for candidate in (name, name.split("-")[0]):
+        if candidate in shipped:
+            return load_judge(shipped[candidate])
     shipped = ", ".join(list_judges()) or "none"
     raise ConfigError(f"no judge given and no shipped judge knows this model's labels; pass a judge folder "
                       f"or a shipped judge name (shipped judges: {shipped})")
@@ -74,11 +92,17 @@ def select_reference(items: Sequence[ManifestItem], max_items: int | None) -> li
     return [items[i] for i in picks]
 
 
-def clip_prompts(prompts: Sequence[str] | str | None, num_samples: int, judge: MelClassifier) -> list[str] | None:
-    """One prompt per clip, cycling through ``prompts`` (``"labels"``: the judge's labels), or ``None``."""
+def clip_prompts(prompts: Sequence[str] | str | None, num_samples: int, judge: MelClassifier,
+                 reference_items: Sequence[ManifestItem] = ()) -> list[str] | None:
+    """One prompt per clip, cycling through ``prompts`` (``"labels"``: the judge's labels; ``"captions"``: the
+    captions of ``reference_items``, evenly spread over them when there are more than ``num_samples``), or ``None``."""
     if prompts is None:
         return None
-    if isinstance(prompts, str):
+    if isinstance(prompts, str) and prompts == CAPTION_PROMPTS:
+        prompts = [item.caption for item in select_reference(reference_items, num_samples) if item.caption]
+        if not prompts:
+            raise ConfigError("prompts 'captions': the reference clips have no captions")
+    elif isinstance(prompts, str):
         prompts = judge.labels if prompts == LABEL_PROMPTS else [prompts]
     prompts = [str(p) for p in prompts]
     if not prompts:
@@ -106,7 +130,7 @@ def resynthesize_waves(model: DiffusionModel, paths: Sequence[str], vocoder: Any
     decoded with ``vocoder`` (default: the model's)."""
     from ..vocoders import build_vocoder
 
-    voc = build_vocoder(vocoder or model.config["vocoder"], model.representation.settings()).to(model.device)
+    voc = build_vocoder(vocoder or model.default_vocoder, model.representation.settings()).to(model.device)
     waves = window_batch(load_clips(paths, model.sample_rate), round(model.seconds * model.sample_rate))
     out = [model.decode(model.encode(waves[i : i + batch_size].to(model.device)), voc).float().cpu()
            for i in range(0, len(waves), batch_size)]
@@ -155,6 +179,11 @@ def distribution_scores(emb: torch.Tensor, probs: torch.Tensor, ref_emb: torch.T
     }
 
 
+def item_targets(items: Sequence[ManifestItem], judge: MelClassifier) -> list[str | None]:
+    """The judge's class of each manifest item (``None`` where it has none)."""
+    return [judge.target_of(item.caption, item.label) for item in items]
+
+
 def reference_scores(emb: torch.Tensor, probs: torch.Tensor, names: Sequence[str | None], judge: MelClassifier,
                      requested_bins: int, seed: int) -> dict[str, Any]:
     """The reference set's own figures: judge accuracy, IS, mIS, AM, and FD/NDB between its two halves."""
@@ -188,40 +217,52 @@ def evaluate(
     resynthesize: bool = False,
     device: torch.device | str | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    caption_items: Sequence[ManifestItem] | None = None,
+    pitch: bool | None = None,
 ) -> dict[str, Any]:
     """Generate ``num_samples`` clips from ``model`` and score them against ``reference_items`` with a judge.
 
     Args:
         model: the model to evaluate.
-        reference_items: real clips (e.g. ``read_manifest(path, "test")``); their ``label`` is used
-            for the judge's accuracy on real audio.
+        reference_items: real clips (e.g. ``read_manifest(path, "test")``); the judge's class of each
+            (its label, caption or instrument family: ``judge.target_of``) gives the accuracy on real audio.
         num_samples: clips to generate (in all).
         prompts: prompts used in turn (clip ``i`` gets ``prompts[i % len(prompts)]``); ``"labels"``
-            means the judge's labels; ``None`` generates unconditionally.
+            means the judge's labels; ``"captions"`` the reference clips' captions (evenly spread over
+            them when there are more clips than ``num_samples``); ``None`` generates unconditionally.
         judge: a judge, its folder or a shipped judge name; ``None`` picks the shipped judge whose
-            labels are the model's.
+            labels are the model's, else the one named like the model.
         steps, seed, guidance_scale, sampler, vocoder, batch_size, device, callback: passed to
             :func:`audiodiff.generate` (clip ``i`` uses seed ``seed + i``).
         max_reference: use at most this many reference clips, evenly spread over the list.
         ndb_k: NDB bins (fewer when there are under ``10 * ndb_k`` reference clips).
         resynthesize: also score the reference clips passed through the model's representation and vocoder.
+        caption_items: clips (e.g. the train split) whose mean judge embedding per caption is that
+            caption's embedding for caption retrieval (clips that are also reference clips are left
+            out); ``None``: no retrieval.
+        pitch: pYIN pitch accuracy against note captions; ``None``: when every prompt is a note caption.
 
     Returns:
         A JSON-able dict: ``settings``, ``generated`` (``frechet_distance``, ``prompt_accuracy``,
         ``inception_score``, ``modified_inception_score``, ``am_score``, ``ndb``, ``label_counts``,
-        ...), ``reference`` (``accuracy``, ``inception_score``, ..., ``frechet_distance_halves``,
-        ``ndb_halves``), optionally ``resynthesized``, and ``timing`` in seconds.
+        and where they apply ``pitch_accuracy`` and ``retrieval_top1``/``retrieval_top5`` with their
+        ``retrieval_chance_*``), ``reference`` (``accuracy``, ``inception_score``, ...,
+        ``frechet_distance_halves``, ``ndb_halves``, and the same pitch and retrieval figures for the
+        real clips), optionally ``resynthesized``, and ``timing`` in seconds.
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
     judge = resolve_judge(judge, model)
     refs = select_reference(reference_items, max_reference)
-    prompt_list = clip_prompts(prompts, num_samples, judge)
+    prompt_list = clip_prompts(prompts, num_samples, judge, refs)
+    if pitch is None:
+        pitch = prompt_list is not None and all(parse_note_caption(p) is not None for p in prompt_list)
     timing: dict[str, float] = {}
 
     start = time.perf_counter()  # the reference first, so a bad file fails before the long part
-    ref_waves = window_batch(load_clips([item.path for item in refs], judge.sample_rate), judge.num_samples)
-    timing["load_reference"] = time.perf_counter() - start
+    bank = _caption_bank(judge, caption_items, refs, prompt_list) if caption_items is not None else None
+    _, ref_emb, ref_probs, reference = _score_reference(judge, refs, bank, pitch, ndb_k, seed)
+    timing["reference"] = time.perf_counter() - start
 
     start = time.perf_counter()
     gen_waves, meta = generate_waves(model, num_samples, prompt_list, steps=steps, seed=seed, sampler=sampler,
@@ -231,37 +272,106 @@ def evaluate(
 
     start = time.perf_counter()
     gen_emb, gen_probs = judge_clips(judge, gen_waves, model.sample_rate)
-    ref_emb, ref_probs = judge_clips(judge, ref_waves)
     k = ndb_bins(len(refs), ndb_k)
     generated = distribution_scores(gen_emb, gen_probs, ref_emb, ref_probs, k, seed)
     generated.update(_prompt_scores(gen_probs, prompt_list, judge))
     generated["label_counts"] = label_counts(gen_probs, judge)
-    reference = reference_scores(ref_emb, ref_probs, [item.label for item in refs], judge, ndb_k, seed)
+    if bank is not None:
+        generated.update(_retrieval(gen_emb, prompt_list, bank))
+    if pitch:
+        generated.update(_pitch(gen_waves, model.sample_rate, prompt_list))
     timing["judge"] = time.perf_counter() - start
 
     report = {"settings": _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed, k),
               "generated": generated, "reference": reference}
     if resynthesize:
         start = time.perf_counter()
-        report["resynthesized"] = _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocoder)
+        report["resynthesized"] = _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocoder,
+                                                        bank, pitch)
         timing["resynthesize"] = time.perf_counter() - start
     report["timing"] = {key: round(value, 2) for key, value in timing.items()}
     return report
 
 
+def reference_report(reference_items: Sequence[ManifestItem], judge: MelClassifier | str,
+                     caption_items: Sequence[ManifestItem] | None = None, pitch: bool | None = None,
+                     max_reference: int | None = None, ndb_k: int = 50, seed: int = 0) -> dict[str, Any]:
+    """The ``reference`` section of :func:`evaluate` alone, without a model: what real clips score (the
+    ceilings a model is measured against).  ``pitch=None``: when some reference caption is a note caption."""
+    judge = load_judge(judge)
+    refs = select_reference(reference_items, max_reference)
+    if pitch is None:
+        pitch = any(parse_note_caption(item.caption) is not None for item in refs)
+    bank = _caption_bank(judge, caption_items, refs, None) if caption_items is not None else None
+    section = _score_reference(judge, refs, bank, pitch, ndb_k, seed)[3]
+    section["num_reference"] = len(refs)
+    return section
+
+
+def _score_reference(judge: MelClassifier, refs: Sequence[ManifestItem], bank, pitch: bool, ndb_k: int,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """``(N, 1, S)`` reference clips at the judge's rate and window, their ``(N, D)`` embeddings and
+    ``(N, C)`` probabilities, and the reference section of the report."""
+    waves = window_batch(load_clips([item.path for item in refs], judge.sample_rate), judge.num_samples)
+    emb, probs = judge_clips(judge, waves)
+    section = reference_scores(emb, probs, item_targets(refs, judge), judge, ndb_k, seed)
+    captions = [item.caption for item in refs]
+    if bank is not None:
+        section.update(_retrieval(emb, captions, bank))
+    if pitch:
+        section.update(_pitch(waves, judge.sample_rate, captions))
+    return waves, emb, probs, section
+
+
 def _prompt_scores(probs: torch.Tensor, prompts: list[str] | None, judge: MelClassifier) -> dict[str, Any]:
-    """Prompt accuracy (overall and per label) when every prompt is one of the judge's labels."""
-    if prompts is None or not all(p in judge.labels for p in prompts):
+    """Prompt accuracy (overall and per label) over the clips whose prompt has a class of the judge
+    (:meth:`~audiodiff.metrics.judge.MelClassifier.target_of`); ``None`` when no prompt has one."""
+    targets = [judge.target_of(p) for p in prompts] if prompts is not None else []
+    acc, count = accuracy(probs, targets, judge)
+    if acc is None:
         return {"prompt_accuracy": None}
-    acc, _ = accuracy(probs, prompts, judge)
-    return {"prompt_accuracy": acc, "prompt_accuracy_per_label": per_label_accuracy(probs, prompts, judge)}
+    known = [i for i, t in enumerate(targets) if t is not None]
+    return {"prompt_accuracy": acc, "prompt_accuracy_clips": count,
+            "prompt_accuracy_per_label": per_label_accuracy(probs[known], [targets[i] for i in known], judge)}
 
 
-def _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocoder) -> dict[str, Any]:
+def _caption_bank(judge: MelClassifier, caption_items: Sequence[ManifestItem], refs: Sequence[ManifestItem],
+                  prompts: list[str] | None) -> tuple[list[str], torch.Tensor] | None:
+    """Mean judge embedding of each caption of the prompts or the reference clips, over ``caption_items``
+    (reference clips left out); ``None`` when none of those captions has such a clip."""
+    wanted = set(prompts or []) | {item.caption for item in refs if item.caption}
+    held_out = {item.path for item in refs}
+    items = [item for item in caption_items if item.caption in wanted and item.path not in held_out]
+    if not items:
+        return None
+    waves = window_batch(load_clips([item.path for item in items], judge.sample_rate), judge.num_samples)
+    emb, _ = judge_clips(judge, waves)
+    return caption_bank(emb, [item.caption for item in items])
+
+
+def _retrieval(emb: torch.Tensor, captions: Sequence[str | None] | None,
+               bank: tuple[list[str], torch.Tensor] | None) -> dict[str, Any]:
+    """Caption retrieval figures, or ``retrieval_top1: None`` when they do not apply."""
+    scores = retrieval_scores(emb, captions, bank) if captions is not None and bank is not None else None
+    return scores or {"retrieval_top1": None}
+
+
+def _pitch(waves: torch.Tensor, sample_rate: int, captions: Sequence[str | None] | None) -> dict[str, Any]:
+    """Pitch accuracy against note captions, or ``pitch_accuracy: None`` when none is one."""
+    scores = caption_pitch_accuracy(waves, sample_rate, captions) if captions is not None else None
+    return scores or {"pitch_accuracy": None}
+
+
+def _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocoder, bank, pitch) -> dict[str, Any]:
     waves = resynthesize_waves(model, [item.path for item in refs], vocoder)
     emb, probs = judge_clips(judge, waves, model.sample_rate)
     out = distribution_scores(emb, probs, ref_emb, ref_probs, k, seed)
-    out["accuracy"], out["accuracy_clips"] = accuracy(probs, [item.label for item in refs], judge)
+    out["accuracy"], out["accuracy_clips"] = accuracy(probs, item_targets(refs, judge), judge)
+    captions = [item.caption for item in refs]
+    if bank is not None:
+        out.update(_retrieval(emb, captions, bank))
+    if pitch:
+        out.update(_pitch(waves, model.sample_rate, captions))
     return out
 
 
@@ -273,7 +383,7 @@ def _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed,
         "num_samples": num_samples,
         "num_reference": len(refs),
         "prompts": list(dict.fromkeys(prompt_list)) if prompt_list is not None else None,
-        "prompt_mode": LABEL_PROMPTS if prompts == LABEL_PROMPTS else ("prompts" if prompt_list else "unconditional"),
+        "prompt_mode": prompts if prompts in (LABEL_PROMPTS, CAPTION_PROMPTS) else ("prompts" if prompt_list else "unconditional"),
         "seed": seed,
         "steps": meta.get("steps"),
         "sampler": meta.get("sampler"),
@@ -293,13 +403,21 @@ def _same(key: str) -> dict[str, str]:
 ROWS: tuple[tuple[str, dict[str, str]], ...] = (
     ("Frechet distance (judge embedding), lower is better",
      {"generated": "frechet_distance", "reference": "frechet_distance_halves", "resynthesized": "frechet_distance"}),
-    ("accuracy (judge vs prompt / label), higher is better",
+    ("accuracy (judge vs the class of the prompt / real clip: label, caption or GM family), higher is better",
      {"generated": "prompt_accuracy", "reference": "accuracy", "resynthesized": "accuracy"}),
     ("Inception Score, higher is better", _same("inception_score")),
     ("modified Inception Score, higher is better", _same("modified_inception_score")),
     ("AM score, lower is better", _same("am_score")),
     ("NDB/k, lower is better", {"generated": "ndb", "reference": "ndb_halves", "resynthesized": "ndb"}),
+    ("pitch accuracy (pYIN median f0 within a semitone of the caption's note), higher is better",
+     _same("pitch_accuracy")),
+    ("caption retrieval recall@1 (judge embedding vs caption prototypes), higher is better", _same("retrieval_top1")),
+    ("caption retrieval recall@1 at chance", _same("retrieval_chance_top1")),
+    ("caption retrieval recall@5, higher is better", _same("retrieval_top5")),
+    ("caption retrieval recall@5 at chance", _same("retrieval_chance_top5")),
 )
+#: rows shown only when some column has a value (they apply to some judges and prompts only)
+OPTIONAL_ROWS = ("pitch_accuracy", "retrieval_top1", "retrieval_chance_top1", "retrieval_top5", "retrieval_chance_top5")
 COLUMNS: dict[str, str] = {
     "generated": "generated",
     "reference": "reference (real clips)",
@@ -327,6 +445,8 @@ def markdown_table(report: Mapping[str, Any]) -> str:
              "", "| metric | " + " | ".join(COLUMNS[name] for name in sections) + " |",
              "|---" * (len(sections) + 1) + "|"]
     for title, keys in ROWS:
+        if keys["generated"] in OPTIONAL_ROWS and all(report[name].get(keys[name]) is None for name in sections):
+            continue
         lines.append(f"| {title} | " + " | ".join(_fmt(report[name].get(keys[name])) for name in sections) + " |")
     lines += ["", "Timing (s): " + ", ".join(f"{k} {v}" for k, v in report.get("timing", {}).items()), ""]
     return "\n".join(lines)

@@ -12,6 +12,11 @@ Input audio is resampled to the judge's own rate and cut or zero-padded (at the 
 window, so every caller sees the same preprocessing.  Log-mels are taken relative to each clip's
 loudest bin and clipped at ``dynamic_range_db`` below it, so the judge ignores overall gain.
 
+What a judge's classes are is its ``target``: ``"label"`` (a manifest item's label, e.g. the spoken
+digit), ``"caption"`` (the caption itself, e.g. ``"door slam"``) or ``"gm_family"`` (the General MIDI
+family of the instrument a note caption names, ``"a flute playing C5" -> "pipe"``);
+:meth:`MelClassifier.target_of` maps a prompt or a manifest item to its class.
+
 A judge is a folder, like a model: ``config.json`` (``"name": "judge"`` and the constructor
 keywords) and ``model.safetensors``; :func:`load_judge` reads it without unpickling anything.
 Judges shipped with the library live in ``audiodiff/pretrained/judges/<name>/``.
@@ -41,6 +46,8 @@ JUDGES_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "judges"
 DEFAULT_MEL: dict[str, Any] = {"sample_rate": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 64}
 #: config.json keys that describe a saved judge but are not constructor keywords
 METADATA_KEYS = ("name", "audiodiff_version", "training")
+#: what a judge's classes are (see :meth:`MelClassifier.target_of`)
+TARGETS: tuple[str, ...] = ("label", "caption", "gm_family")
 
 
 class ResBlock(nn.Module):
@@ -70,6 +77,7 @@ class MelClassifier(nn.Module):
         dropout: dropout before the output layer (training only).
         dynamic_range_db: log-mels are clipped this far below each clip's peak.
         stride: time downsampling of the first convolution.
+        target: what the classes are: ``"label"``, ``"caption"`` or ``"gm_family"`` (see :meth:`target_of`).
     """
 
     def __init__(
@@ -83,11 +91,15 @@ class MelClassifier(nn.Module):
         dropout: float = 0.1,
         dynamic_range_db: float = 80.0,
         stride: int = 2,
+        target: str = "label",
     ) -> None:
         super().__init__()
         self.labels = _check_labels(labels)
         if not seconds > 0 or min(channels, depth, embed_dim, stride) < 1 or not dynamic_range_db > 0:
             raise ConfigError("judge needs seconds > 0, dynamic_range_db > 0 and positive channels, depth, embed_dim, stride")
+        if target not in TARGETS:
+            raise ConfigError(f"unknown judge target {target!r}; valid: {', '.join(TARGETS)}")
+        self.target = target
         self.mel = Mel(**{**DEFAULT_MEL, **dict(mel or {})})
         self.seconds, self.channels, self.depth, self.embed_dim = float(seconds), int(channels), int(depth), int(embed_dim)
         self.dropout_p, self.dynamic_range_db, self.stride = float(dropout), float(dynamic_range_db), int(stride)
@@ -119,7 +131,21 @@ class MelClassifier(nn.Module):
         """Constructor keywords (with ``"name": "judge"``) that rebuild this judge."""
         return {"name": "judge", "labels": list(self.labels), "mel": self.mel.settings(), "seconds": self.seconds,
                 "channels": self.channels, "depth": self.depth, "embed_dim": self.embed_dim,
-                "dropout": self.dropout_p, "dynamic_range_db": self.dynamic_range_db, "stride": self.stride}
+                "dropout": self.dropout_p, "dynamic_range_db": self.dynamic_range_db, "stride": self.stride,
+                "target": self.target}
+
+    def target_of(self, caption: str | None, label: str | None = None) -> str | None:
+        """The class a prompt (``caption``) or a manifest item (``caption``, ``label``) should get; ``None`` when
+        it is not one of the judge's labels (an unknown label, a caption that names no known instrument, ...)."""
+        if self.target == "label":
+            name = label if label is not None else caption
+        elif self.target == "caption":
+            name = caption
+        else:
+            from .pitch import caption_family
+
+            name = caption_family(caption)
+        return name if name in self.labels else None
 
     # -- preprocessing -----------------------------------------------------------------------
     def prepare(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:

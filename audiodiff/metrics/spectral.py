@@ -2,8 +2,9 @@
 
 - ``log_mel_l1``: mean absolute difference of natural-log mel spectrograms, the mel distance that
   HiFi-GAN (Kong et al. 2020, eq. 3) trains and reports for vocoders.
-- ``mr_stft_distance``: the multi-resolution STFT loss of Parallel WaveGAN (Yamamoto et al. 2020,
-  "Parallel WaveGAN", eq. 4-6): for each STFT resolution the spectral convergence
+- ``mr_stft_distance`` (and ``mr_stft_loss``, its differentiable form for training): the
+  multi-resolution STFT loss of Parallel WaveGAN (Yamamoto et al. 2020, "Parallel WaveGAN",
+  eq. 4-6): for each STFT resolution the spectral convergence
   ``|| |Y| - |X| ||_F / || |Y| ||_F`` (eq. 4) plus the log-magnitude distance
   ``|| log|Y| - log|X| ||_1 / N`` (eq. 5), averaged over resolutions (eq. 6).
 
@@ -66,11 +67,19 @@ def stft_distance(wave_a: torch.Tensor, wave_b: torch.Tensor, n_fft: int, hop_le
 
     ``wave_b`` is the reference ``y`` in the spectral convergence's denominator.
     """
+    with torch.no_grad():
+        sc, log_l1 = stft_terms(wave_a, wave_b, n_fft, hop_length, win_length)
+    return float(sc), float(log_l1)
+
+
+def stft_terms(wave_a: torch.Tensor, wave_b: torch.Tensor, n_fft: int, hop_length: int,
+               win_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable batch means of the spectral convergence and log-magnitude L1 (eq. 4-5), as tensors."""
     a, b = align(wave_a, wave_b)
     mag_a, mag_b = _magnitude(a, n_fft, hop_length, win_length), _magnitude(b, n_fft, hop_length, win_length)
     sc = torch.linalg.norm(mag_b - mag_a, dim=(-2, -1)) / torch.linalg.norm(mag_b, dim=(-2, -1)).clamp(min=MAG_FLOOR)
     log_l1 = (mag_b.log() - mag_a.log()).abs().mean(dim=(-2, -1))
-    return float(sc.mean()), float(log_l1.mean())
+    return sc.mean(), log_l1.mean()
 
 
 def _magnitude(wave: torch.Tensor, n_fft: int, hop_length: int, win_length: int) -> torch.Tensor:
@@ -93,8 +102,14 @@ def mr_stft_distance(wave_a: torch.Tensor, wave_b: torch.Tensor,
         wave_a, wave_b: waveforms at one sample rate (``wave_b`` is the reference).
         resolutions: ``(n_fft, hop_length, win_length)`` triples; the default is Parallel WaveGAN's.
     """
+    with torch.no_grad():
+        return float(mr_stft_loss(wave_a, wave_b, resolutions))
+
+
+def mr_stft_loss(wave_a: torch.Tensor, wave_b: torch.Tensor,
+                 resolutions: Sequence[tuple[int, int, int]] = DEFAULT_RESOLUTIONS) -> torch.Tensor:
+    """The differentiable form of :func:`mr_stft_distance` (a scalar tensor), for training vocoders."""
     if not resolutions:
         raise ConfigError("mr_stft_distance needs at least one resolution")
-    with torch.no_grad():
-        terms = [sum(stft_distance(wave_a, wave_b, *r)) for r in resolutions]
-    return float(sum(terms) / len(terms))
+    terms = [sum(stft_terms(wave_a, wave_b, *r)) for r in resolutions]
+    return sum(terms) / len(terms)

@@ -12,10 +12,9 @@ from typing import Any
 import torch
 import torchaudio.functional as AF
 
-from ..audio.mel import MEL_SETTING_KEYS
 from ..errors import ConfigError
 from ..registry import register
-from .base import Vocoder
+from .base import Vocoder, normalize_mel_settings
 
 
 @register("vocoder", "griffinlim")
@@ -50,11 +49,9 @@ class GriffinLim(Vocoder):
         if not 0 <= momentum < 1:
             raise ConfigError(f"griffinlim momentum must be in [0, 1), got {momentum}")
         self.n_iter, self.momentum = int(n_iter), float(momentum)
-        win_length = win_length or n_fft
-        f_max = float(f_max) if f_max is not None else sample_rate / 2
-        self.mel_settings = dict(zip(MEL_SETTING_KEYS, (
-            int(sample_rate), int(n_fft), int(hop_length), int(win_length), int(n_mels), float(f_min),
-            f_max, float(power), mel_scale, mel_norm, float(log_floor))))
+        self.mel_settings = normalize_mel_settings(sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max,
+                                                   power, mel_scale, mel_norm, log_floor)
+        win_length, f_max = self.mel_settings["win_length"], self.mel_settings["f_max"]
         fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, mel_norm, mel_scale)  # (freqs, n_mels)
         self.register_buffer("inverse_fb", torch.linalg.pinv(fb.T), persistent=False)  # (freqs, n_mels)
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)

@@ -1,0 +1,468 @@
+"""Training a neural vocoder (e.g. :class:`~audiodiff.vocoders.Vocos`) with GAN losses, resumably.
+
+    from audiodiff.vocoders import Vocos
+    from audiodiff.vocoders.training import VocoderTrainConfig, train_vocoder
+    vocoder = Vocos(**model.representation.settings())
+    train_vocoder(vocoder, dataset, "runs/vocoder-speech", VocoderTrainConfig(steps=20000, device="cuda"))
+
+The objective is HiFi-GAN's (Kong et al. 2020, eq. 5-6) with Vocos' hinge losses (Siuzdak 2023,
+section 3.3): ``mel_loss_weight`` (45) x log-mel L1 + ``mrstft_loss_weight`` x multi-resolution STFT
+loss (Yamamoto et al. 2020) + adversarial and feature-matching terms of a multi-period (HiFi-GAN) and
+a multi-resolution (UnivNet/Vocos) discriminator, the latter weighted by ``mrd_weight``.  Before step
+``gan_start`` only the reconstruction terms train the generator (the discriminators wait), which
+gives a usable vocoder quickly and a stable start for the GAN.
+
+Data: ``dataset[i]`` is a dict with a ``"waveform"`` (or ``"audio"``) ``(1, S)`` at the vocoder's
+rate (e.g. :class:`audiodiff.data.AudioDataset`).  The clips are decoded once and kept in memory
+(vocoder corpora here are small); each step takes a random ``segment_seconds`` window from the
+non-padded part of ``batch_size`` clips.
+
+Run folder::
+
+    run_dir/vocoder/                    the generator: config.json + model.safetensors
+                                        (audiodiff.vocoders.load_vocoder_folder)
+    run_dir/checkpoints/step_0001000/   generator.safetensors, discriminators.safetensors, config.json, state.pt
+    run_dir/checkpoints/latest
+    run_dir/log.jsonl                   step, loss, mel_l1, mrstft, adv, fm, disc, lr, grad norms, speed
+
+Checkpoints reuse :mod:`audiodiff.train`'s atomic folder writer, ``latest`` pointer and RNG state, so
+a resumed run continues with the losses of an uninterrupted one (CPU, deterministic kernels).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..audio.mel import Mel
+from ..checkpoint import read_config, read_tensors, tensors_to_bytes
+from ..errors import ConfigError
+from ..metrics.spectral import mr_stft_loss
+from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, latest_checkpoint, lr_factor,
+                     resolve_device, rng_state, set_rng_state, write_checkpoint_folder)
+from .base import Vocoder, save_vocoder_folder
+from .discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator, discriminator_loss,
+                             feature_matching_loss, generator_loss, resolutions_for)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILES = ("generator.safetensors", "discriminators.safetensors")
+LOG_KEYS = ("loss", "mel_l1", "mrstft", "adv", "fm", "disc", "grad_norm", "disc_grad_norm")
+
+
+@dataclass(frozen=True)
+class VocoderTrainConfig:
+    """Everything that shapes a vocoder training run (saved in each checkpoint)."""
+
+    steps: int = 20000
+    batch_size: int = 16
+    lr: float = 5e-4  # Vocos
+    betas: tuple[float, float] = (0.8, 0.9)  # HiFi-GAN / Vocos
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.05  # cosine decay to lr * min_lr_ratio at `steps`
+    segment_seconds: float = 0.5
+    mel_loss_weight: float = 45.0  # HiFi-GAN eq. 6, Vocos
+    mrstft_loss_weight: float = 1.0
+    adversarial_weight: float = 1.0
+    feature_matching_weight: float = 2.0  # HiFi-GAN eq. 6
+    mrd_weight: float = 0.1  # weight of the multi-resolution discriminator's terms (Vocos)
+    gan_start: int = 1000  # steps of reconstruction-only training before the discriminators join
+    disc_channels: int = 32  # width of the discriminators (MPD: c, 2c, 4c, 8c; MRD: c)
+    grad_clip: float = 100.0  # 0 disables
+    amp: str = "none"  # "none", "bf16" or "auto" (bf16 on CUDA)
+    checkpoint_every: int = 1000
+    keep_last: int = 2
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    num_workers: int = 2  # processes that decode the clips once at the start
+    time_limit: float = 0.0  # seconds of this invocation; when spent: checkpoint, export and return (0: none)
+    max_bad_steps: int = 20
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "steps": self.steps >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+            "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "weight_decay": self.weight_decay >= 0, "warmup_steps": self.warmup_steps >= 0,
+            "min_lr_ratio": 0 <= self.min_lr_ratio <= 1, "segment_seconds": self.segment_seconds > 0,
+            "mel_loss_weight": self.mel_loss_weight >= 0, "mrstft_loss_weight": self.mrstft_loss_weight >= 0,
+            "adversarial_weight": self.adversarial_weight >= 0, "feature_matching_weight": self.feature_matching_weight >= 0,
+            "mrd_weight": self.mrd_weight >= 0, "gan_start": self.gan_start >= 0, "disc_channels": self.disc_channels >= 1,
+            "grad_clip": self.grad_clip >= 0, "amp": self.amp in ("none", "bf16", "auto"),
+            "checkpoint_every": self.checkpoint_every >= 1, "keep_last": self.keep_last >= 1,
+            "log_every": self.log_every >= 1, "num_workers": self.num_workers >= 0,
+            "time_limit": self.time_limit >= 0, "max_bad_steps": self.max_bad_steps >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid vocoder training setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "VocoderTrainConfig":
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ConfigError(f"unknown vocoder training setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        values = dict(values)
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+# -- data ---------------------------------------------------------------------------------------
+def load_clips(dataset: Dataset, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode every clip once: ``(N, S)`` waveforms (zero-padded to the longest) and ``(N,)`` lengths
+    up to the last non-zero sample (so that segments avoid the padding)."""
+    loader = DataLoader(dataset, batch_size=16, num_workers=num_workers, collate_fn=_waves)
+    waves = [w for batch in loader for w in batch]
+    if not waves:
+        raise ConfigError("the vocoder training dataset is empty")
+    clips = torch.zeros(len(waves), max(w.shape[-1] for w in waves))
+    lengths = torch.ones(len(waves), dtype=torch.long)
+    for i, w in enumerate(waves):
+        clips[i, : w.shape[-1]] = w
+        nonzero = torch.nonzero(w).flatten()
+        if len(nonzero):
+            lengths[i] = int(nonzero[-1]) + 1
+    return clips, lengths
+
+
+def _waves(batch: list[dict]) -> list[torch.Tensor]:
+    """Items -> their mono waveforms ``(S,)``."""
+    out = []
+    for item in batch:
+        wave = item.get("waveform", item.get("audio")) if isinstance(item, Mapping) else None
+        if wave is None:
+            raise ConfigError("vocoder training items must be dicts with a 'waveform' (or 'audio') (1, S) tensor")
+        wave = torch.as_tensor(wave, dtype=torch.float32)
+        if wave.dim() == 2:
+            if wave.shape[0] != 1:
+                raise ConfigError(f"vocoder training needs mono audio (1, S), got {tuple(wave.shape)}")
+            wave = wave[0]  # (1, S) -> (S,)
+        out.append(wave)
+    return out
+
+
+def random_segments(clips: torch.Tensor, lengths: torch.Tensor, indices: list[int], samples: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """``(B, 1, samples)``: a window of each clip ``indices[b]`` starting uniformly within its
+    non-padded part (zero-padded where a clip is shorter)."""
+    out = torch.zeros(len(indices), 1, samples)
+    spare = (lengths[indices] - samples).clamp(min=0)  # (B,)
+    offsets = (torch.rand(len(indices), generator=generator) * (spare + 1)).long().clamp(max=spare)  # (B,)
+    for b, (i, start) in enumerate(zip(indices, offsets.tolist())):
+        piece = clips[i, start:start + samples]
+        out[b, 0, : piece.shape[-1]] = piece
+    return out
+
+
+def segment_samples(seconds: float, sample_rate: int, hop_length: int) -> int:
+    """Samples in a training segment: ``seconds`` rounded down to whole hops (at least 2 hops)."""
+    return max(2, int(seconds * sample_rate) // hop_length) * hop_length
+
+
+# -- the loop -----------------------------------------------------------------------------------
+@dataclass
+class _Progress:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    bad_steps: int = 0
+    skipped_steps: int = 0
+
+
+class _Parts:
+    """The generator, its discriminators, their optimizers and schedules, the mel loss and the RNG."""
+
+    def __init__(self, vocoder: Vocoder, cfg: VocoderTrainConfig, device: torch.device) -> None:
+        settings = vocoder.mel_settings
+        self.generator = vocoder.to(device)
+        self.resolutions = resolutions_for(settings["n_fft"])
+        self.mpd = MultiPeriodDiscriminator(channels=cfg.disc_channels).to(device)
+        self.mrd = MultiResolutionDiscriminator(self.resolutions, channels=cfg.disc_channels).to(device)
+        self.discriminators = nn.ModuleDict({"mpd": self.mpd, "mrd": self.mrd})
+        self.mel = Mel(**settings).to(device)
+        # the warm-up + cosine schedule of audiodiff.train, for both optimizers
+        self.schedule = TrainConfig(steps=cfg.steps, warmup_steps=cfg.warmup_steps, lr_schedule="cosine",
+                                    min_lr_ratio=cfg.min_lr_ratio)
+        self.base_lr = cfg.lr
+        adam = dict(lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None)
+        self.opt_g = torch.optim.AdamW(self.generator.parameters(), **adam)
+        self.opt_d = torch.optim.AdamW(self.discriminators.parameters(), **adam)
+        self.segment_gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
+
+    def set_lr(self, step: int) -> float:
+        """Set both optimizers' learning rate for ``step``; return it."""
+        lr = self.base_lr * lr_factor(step, self.schedule)
+        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+            group["lr"] = lr
+        return lr
+
+
+def train_vocoder(vocoder: Vocoder, dataset: Dataset, run_dir: str | os.PathLike,
+                  config: VocoderTrainConfig | Mapping[str, Any] | None = None, resume: bool = True) -> Vocoder:
+    """Train ``vocoder`` (generator) against MPD + MRD discriminators on ``dataset``, checkpointing in ``run_dir``.
+
+    Resumes from ``run_dir``'s latest checkpoint when there is one (and ``resume``); with
+    ``config.time_limit`` spent it checkpoints and returns early (run again to go on).  The generator
+    is exported to ``run_dir/vocoder`` at every checkpoint.  Returns it in eval mode.
+    """
+    cfg = config if isinstance(config, VocoderTrainConfig) else VocoderTrainConfig.from_dict(config or {})
+    run_dir = Path(run_dir)
+    _check_data(vocoder, dataset)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    parts = _Parts(vocoder, cfg, device)
+    progress = _Progress()
+    ckpt = latest_checkpoint(run_dir, CHECKPOINT_FILES) if resume else None
+    if ckpt is not None:
+        _restore(ckpt, parts, progress, vocoder)
+    clips, lengths = load_clips(dataset, cfg.num_workers)
+    if len(clips) < cfg.batch_size:
+        raise ConfigError(f"dataset has {len(clips)} clips, fewer than one batch of {cfg.batch_size}")
+    samples = segment_samples(cfg.segment_seconds, vocoder.mel_settings["sample_rate"], vocoder.mel_settings["hop_length"])
+    log.info("vocoder: %s parameters; %d clips; segments of %d samples", f"{_count(vocoder):,}", len(clips), samples)
+    sampler = ResumableSampler(len(clips), cfg.seed)
+    dtype = autocast_dtype(cfg.amp, device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    bar = _progress_bar(cfg, progress.step)
+    window = _Window()
+    deadline = time.monotonic() + cfg.time_limit if cfg.time_limit > 0 else None
+    out_of_time = False
+    parts.generator.train()
+    while progress.step < cfg.steps and not out_of_time:
+        order = _epoch_order(sampler, progress.epoch)
+        while (progress.batch_in_epoch + 1) * cfg.batch_size <= len(order):
+            t0 = time.perf_counter()
+            parts.set_lr(progress.step)
+            start = progress.batch_in_epoch * cfg.batch_size
+            wave = random_segments(clips, lengths, order[start:start + cfg.batch_size], samples, parts.segment_gen)
+            figures, ok = _train_step(parts, wave.to(device), progress.step >= cfg.gan_start, cfg, dtype)
+            progress.batch_in_epoch += 1
+            _after_step(progress, ok, cfg, run_dir)
+            progress.step += 1
+            window.add(figures, cfg.batch_size, time.perf_counter() - t0)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(mel_l1=f"{figures['mel_l1']:.3f}", refresh=False)
+            if progress.step % cfg.log_every == 0 or progress.step == cfg.steps:
+                _log(run_dir / "log.jsonl", progress, window, parts)
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if progress.step % cfg.checkpoint_every == 0 or progress.step == cfg.steps or out_of_time:
+                _checkpoint(run_dir, parts, progress, cfg)
+            if progress.step >= cfg.steps or out_of_time:
+                break
+        else:  # the epoch ran out
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+    if bar is not None:
+        bar.close()
+    if out_of_time:
+        log.warning("time limit of %.0f s reached at step %d of %d; checkpoint saved (run again to resume)",
+                    cfg.time_limit, progress.step, cfg.steps)
+    if progress.skipped_steps:
+        log.warning("skipped %d steps with a non-finite loss or gradient", progress.skipped_steps)
+    if ckpt is not None and progress.step == int(ckpt.name.split("_")[1]):
+        save_vocoder_folder(parts.generator, run_dir / "vocoder")  # nothing left to train: export anyway
+    return parts.generator.eval()
+
+
+def _check_data(vocoder: Vocoder, dataset: Dataset) -> None:
+    if not isinstance(vocoder, Vocoder) or not any(p.requires_grad for p in vocoder.parameters()):
+        raise ConfigError(f"train_vocoder needs a trainable Vocoder (e.g. Vocos), got {type(vocoder).__name__}")
+    rate = getattr(dataset, "sample_rate", None)
+    if rate is not None and int(rate) != vocoder.mel_settings["sample_rate"]:
+        raise ConfigError(f"dataset sample rate {rate} differs from the vocoder's {vocoder.mel_settings['sample_rate']}")
+
+
+def _epoch_order(sampler: ResumableSampler, epoch: int) -> list[int]:
+    """This epoch's shuffled clip order (from ``(seed, epoch)``: the same after a resume)."""
+    sampler.set_position(epoch, 0)
+    return sampler.indices()
+
+
+def _train_step(parts: _Parts, wave: torch.Tensor, adversarial: bool, cfg: VocoderTrainConfig,
+                dtype: torch.dtype | None) -> tuple[dict[str, float], bool]:
+    """One discriminator step (when ``adversarial``) and one generator step on ``(B, 1, S)`` audio."""
+    autocast = torch.autocast(wave.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    with torch.no_grad():
+        log_mel = parts.mel.log_mel(wave)  # (B, n_mels, frames)
+    with autocast:
+        fake = parts.generator(log_mel)  # (B, 1, S)
+    nan = torch.full((), float("nan"), device=wave.device)
+    tensors = {"disc": nan, "adv": nan, "fm": nan}
+    norms = {"disc_grad_norm": float("nan")}
+    ok = True
+    if adversarial:
+        with autocast:
+            tensors["disc"] = _discriminator_loss(parts, wave, fake.detach(), cfg)
+        norms["disc_grad_norm"], ok = _optimizer_step(parts.opt_d, parts.discriminators, tensors["disc"], cfg.grad_clip)
+    tensors["mel_l1"] = (parts.mel.log_mel(fake.float()) - log_mel).abs().mean()
+    tensors["mrstft"] = (mr_stft_loss(fake.float(), wave, parts.resolutions) if cfg.mrstft_loss_weight > 0
+                         else torch.zeros((), device=wave.device))
+    loss = cfg.mel_loss_weight * tensors["mel_l1"] + cfg.mrstft_loss_weight * tensors["mrstft"]
+    if adversarial:
+        with autocast:
+            tensors["adv"], tensors["fm"] = _generator_gan_losses(parts, wave, fake, cfg)
+        loss = loss + cfg.adversarial_weight * tensors["adv"] + cfg.feature_matching_weight * tensors["fm"]
+    tensors["loss"] = loss
+    norms["grad_norm"], ok_g = _optimizer_step(parts.opt_g, parts.generator, loss, cfg.grad_clip)
+    values = torch.stack([t.detach().float() for t in tensors.values()]).tolist()  # one device sync
+    return {**dict(zip(tensors, values)), **norms}, ok and ok_g
+
+
+def _judge(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[list, list, list, list]:
+    """``(real scores, fake scores, real features, fake features)`` of ``disc`` from one pass over the
+    concatenated batch ``(2B, 1, S)`` (half the kernel launches of two passes; the same numbers)."""
+    scores, features = disc(torch.cat([real, fake]))  # 2 x (B, 1, S) -> (2B, 1, S)
+    b = real.shape[0]
+    return ([s[:b] for s in scores], [s[b:] for s in scores],
+            [[f[:b] for f in fs] for fs in features], [[f[b:] for f in fs] for fs in features])
+
+
+def _discriminator_loss(parts: _Parts, real: torch.Tensor, fake: torch.Tensor, cfg: VocoderTrainConfig) -> torch.Tensor:
+    """Hinge loss of the MPD plus ``mrd_weight`` times that of the MRD (Vocos, section 3.3)."""
+    real_mpd, fake_mpd, _, _ = _judge(parts.mpd, real, fake)
+    real_mrd, fake_mrd, _, _ = _judge(parts.mrd, real, fake)
+    return discriminator_loss(real_mpd, fake_mpd) + cfg.mrd_weight * discriminator_loss(real_mrd, fake_mrd)
+
+
+def _generator_gan_losses(parts: _Parts, real: torch.Tensor, fake: torch.Tensor,
+                          cfg: VocoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(adversarial, feature matching)`` generator losses, MRD terms weighted by ``mrd_weight``.
+
+    The discriminators' own weights need no gradient here, so they are frozen for this pass."""
+    parts.discriminators.requires_grad_(False)
+    adv, fm = [], []
+    try:
+        for disc, weight in ((parts.mpd, 1.0), (parts.mrd, cfg.mrd_weight)):
+            _, fake_scores, real_features, fake_features = _judge(disc, real, fake)
+            adv.append(weight * generator_loss(fake_scores))
+            fm.append(weight * feature_matching_loss(real_features, fake_features))
+    finally:
+        parts.discriminators.requires_grad_(True)
+    return sum(adv), sum(fm)
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor,
+                    grad_clip: float) -> tuple[float, bool]:
+    """Backward, clip, and step unless the loss or the gradient is not finite; ``(grad norm, ok)``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    finite = torch.isfinite(loss.detach()) & torch.isfinite(norm)
+    norm_value, ok = torch.stack([norm.float(), finite.float()]).tolist()  # one device sync
+    if ok:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm_value, bool(ok)
+
+
+def _after_step(progress: _Progress, ok: bool, cfg: VocoderTrainConfig, run_dir: Path) -> None:
+    if ok:
+        progress.bad_steps = 0
+        return
+    progress.bad_steps += 1
+    progress.skipped_steps += 1
+    log.warning("vocoder step %d: non-finite loss or gradient; step skipped", progress.step)
+    if progress.bad_steps >= cfg.max_bad_steps:
+        last = latest_checkpoint(run_dir, CHECKPOINT_FILES)
+        raise TrainingError(
+            f"vocoder loss or gradient was NaN/inf for {progress.bad_steps} steps in a row at step {progress.step}; "
+            f"try a lower lr or grad_clip, amp=none, or check the data; last good checkpoint: {last or 'none yet'}")
+
+
+# -- logging and checkpoints ---------------------------------------------------------------------
+class _Window:
+    """Running means between two log lines."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.steps, self.samples, self.time = 0, 0, 0.0
+
+    def add(self, figures: Mapping[str, float], samples: int, seconds: float) -> None:
+        for key, value in figures.items():
+            if math.isfinite(value):
+                self.sums[key] = self.sums.get(key, 0.0) + value
+                self.counts[key] = self.counts.get(key, 0) + 1
+        self.steps += 1
+        self.samples += samples
+        self.time += seconds
+
+    def means(self) -> dict[str, float | None]:
+        return {k: self.sums[k] / self.counts[k] if self.counts.get(k) else None for k in LOG_KEYS}
+
+
+def _log(path: Path, progress: _Progress, window: _Window, parts: _Parts) -> None:
+    record = {"step": progress.step, "epoch": progress.epoch, **window.means(),
+              "lr": parts.opt_g.param_groups[0]["lr"],
+              "steps_per_s": window.steps / window.time if window.time else None,
+              "samples_per_s": window.samples / window.time if window.time else None,
+              "skipped_steps": progress.skipped_steps}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    window.reset()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+def _checkpoint(run_dir: Path, parts: _Parts, progress: _Progress, cfg: VocoderTrainConfig) -> None:
+    state = {
+        "step": progress.step, "epoch": progress.epoch, "batch_in_epoch": progress.batch_in_epoch,
+        "skipped_steps": progress.skipped_steps,
+        "opt_g": parts.opt_g.state_dict(), "opt_d": parts.opt_d.state_dict(),
+        "rng": rng_state(parts.segment_gen), "train_config": _jsonable(asdict(cfg)),
+    }
+    files = {"generator.safetensors": tensors_to_bytes(parts.generator.state_dict()),
+             "discriminators.safetensors": tensors_to_bytes(parts.discriminators.state_dict())}
+    config = {"vocoder": _jsonable(parts.generator.config()), "training": state["train_config"]}
+    write_checkpoint_folder(run_dir, state, files, config, cfg.keep_last)
+    save_vocoder_folder(parts.generator, run_dir / "vocoder")
+
+
+def _restore(ckpt: Path, parts: _Parts, progress: _Progress, vocoder: Vocoder) -> None:
+    saved = read_config(ckpt).get("vocoder")
+    if saved != _jsonable(vocoder.config()):
+        raise ConfigError(f"checkpoint {ckpt} is of another vocoder config ({saved}); use a new run_dir or the same vocoder")
+    parts.generator.load_state_dict(read_tensors(ckpt, "generator.safetensors"))
+    parts.discriminators.load_state_dict(read_tensors(ckpt, "discriminators.safetensors"))
+    state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
+    parts.opt_g.load_state_dict(state["opt_g"])
+    parts.opt_d.load_state_dict(state["opt_d"])
+    set_rng_state(state["rng"], parts.segment_gen)
+    progress.step, progress.epoch = state["step"], state["epoch"]
+    progress.batch_in_epoch, progress.skipped_steps = state["batch_in_epoch"], state["skipped_steps"]
+    log.info("resumed vocoder training from %s (step %d)", ckpt, progress.step)
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _progress_bar(cfg: VocoderTrainConfig, start: int):
+    if not cfg.progress:
+        return None
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.steps, initial=start, desc="vocoder", unit="step", dynamic_ncols=True,
+                mininterval=0.1 if sys.stderr.isatty() else 30.0)
