@@ -103,7 +103,10 @@ def load_clip(path: str, domain: Domain) -> torch.Tensor:
     wave = normalize_loudness(trim_silence(wave.mean(0, keepdim=True), 40), -20)
     hop = domain.mel["hop_length"]
     length = min(wave.shape[-1], int(domain.max_seconds * domain.mel["sample_rate"])) // hop * hop
-    return wave[None, :, :length]  # (1, S) -> (1, 1, S)
+    wave = wave[:, :length]
+    if length < domain.mel["n_fft"]:  # a very short (trimmed) clip: pad to one STFT window
+        wave = torch.nn.functional.pad(wave, (0, domain.mel["n_fft"] - length))
+    return wave[None]  # (1, S) -> (1, 1, S)
 
 
 def librosa_vocoder(mel: Mel):

@@ -340,3 +340,14 @@ def test_eval_cli_writes_reports_and_fails_cleanly(tmp_path, reference, capsys):
     capsys.readouterr()
     assert main(argv[:4] + [str(tmp_path / "none.jsonl")] + argv[5:]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_mr_stft_loss_stays_finite_and_small_with_a_silent_example():
+    from audiodiff.metrics.spectral import mr_stft_loss
+
+    torch.manual_seed(0)
+    real = torch.randn(4, 8000) * 0.1
+    real[1] = 0.0  # a silent reference segment
+    fake = real + 1e-3 * torch.randn_like(real)
+    loss = mr_stft_loss(fake, real)
+    assert torch.isfinite(loss) and float(loss) < 5.0, float(loss)

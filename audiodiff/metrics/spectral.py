@@ -74,12 +74,17 @@ def stft_distance(wave_a: torch.Tensor, wave_b: torch.Tensor, n_fft: int, hop_le
 
 def stft_terms(wave_a: torch.Tensor, wave_b: torch.Tensor, n_fft: int, hop_length: int,
                win_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Differentiable batch means of the spectral convergence and log-magnitude L1 (eq. 4-5), as tensors."""
+    """Differentiable spectral convergence and log-magnitude L1 (eq. 4-5) of a batch, as tensors.
+
+    The spectral convergence pools the whole batch (one Frobenius norm over all examples): per
+    example, a silent reference makes the ratio explode, which wrecked a vocoder's training on sound
+    effects with quiet segments.  For one example it is eq. 4 exactly.
+    """
     a, b = align(wave_a, wave_b)
     mag_a, mag_b = _magnitude(a, n_fft, hop_length, win_length), _magnitude(b, n_fft, hop_length, win_length)
-    sc = torch.linalg.norm(mag_b - mag_a, dim=(-2, -1)) / torch.linalg.norm(mag_b, dim=(-2, -1)).clamp(min=MAG_FLOOR)
-    log_l1 = (mag_b.log() - mag_a.log()).abs().mean(dim=(-2, -1))
-    return sc.mean(), log_l1.mean()
+    sc = torch.linalg.norm(mag_b - mag_a) / torch.linalg.norm(mag_b).clamp(min=MAG_FLOOR)
+    log_l1 = (mag_b.log() - mag_a.log()).abs().mean()
+    return sc, log_l1
 
 
 def _magnitude(wave: torch.Tensor, n_fft: int, hop_length: int, win_length: int) -> torch.Tensor:
