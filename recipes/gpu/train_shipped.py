@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLE = REPO / ".gpu" / "bundle"
+BUNDLE = Path(os.environ.get("AUDIODIFF_GPU_BUNDLE", REPO / ".gpu" / "bundle"))  # the tests point it elsewhere
 log = logging.getLogger("gpu")
 
 #: name -> (recipe, hydra overrides) of the diffusion models trained there
@@ -271,7 +271,7 @@ def run_job(name: str, budget: float, work: Path, device_name: str, batch_size: 
 def run(budget: float, out: Path, only: list[str] | None, device_name: str, batch_size: int | None = None) -> None:
     """Start every job in its own process, wait, and tar each job's export and log into ``out``."""
     jobs = [j for j in json.loads((BUNDLE / "jobs.json").read_text()) if not only or j["name"] in only]
-    work = REPO / ".gpu" / "work"
+    work = BUNDLE.parent / "work"
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
