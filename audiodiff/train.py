@@ -34,7 +34,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -43,7 +43,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import _fsync_dir, atomic_write_bytes, read_tensors, tensors_to_bytes, write_config
 from .errors import AudiodiffError, ConfigError
-from .model import DiffusionModel
+
+if TYPE_CHECKING:  # fit is duck-typed (the autoencoder trains through it too); no import of model.py at run time
+    from .model import DiffusionModel
 
 log = logging.getLogger(__name__)
 
