@@ -212,11 +212,17 @@ def test_eval_cli_with_caption_prompts_and_a_caption_judge(tmp_path, capsys):
 
 # -- the shipped judges on real held-out clips (the ceilings in benchmarks/results/judges_music_sfx.md) -------------
 def manifest_or_skip(path: str) -> list[ManifestItem]:
+    """The test split of a recipe's manifest, built by the recipe's ``prepare.py`` when missing (a clean clone)."""
+    import subprocess
+    import sys
+
     from conftest import REPO
 
     manifest = REPO / path
     if not manifest.is_file():
-        pytest.skip(f"{manifest} not built (run recipes/{path.split('/')[1]}/prepare.py)")
+        script = REPO / "recipes" / path.split("/")[1] / "prepare.py"
+        done = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0 and manifest.is_file(), f"{script} failed: {done.stderr[-2000:]}"
     return read_manifest(manifest, split="test")
 
 
