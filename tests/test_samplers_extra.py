@@ -188,3 +188,26 @@ def test_langevin_samples_the_noised_distribution_at_one_level():
 def test_bad_sampler_options_are_config_errors(cfg, match):
     with pytest.raises(ConfigError, match=match):
         registry.build("sampler", cfg)
+
+
+@pytest.mark.parametrize("name", ["heun", "sde"])
+def test_a_leap_from_a_vp_sigma_max_keeps_the_gaussian_std(name, monkeypatch):
+    """The cosine schedule's trailing 20-step ladder starts with a leap from sigma 20291 to 12.8."""
+    import audiodiff.diffusion.samplers as S
+    from audiodiff.registry import build
+
+    s = 0.5
+    sigmas = build("schedule", "cosine").inference_sigmas(20, "trailing")
+    assert sigmas[0] > 1000 * sigmas[1]
+
+    def denoise(x, sigma):
+        return x * s**2 / (s**2 + sigma.reshape(-1, 1) ** 2)
+
+    def std() -> float:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(512, 64, generator=g) * (s**2 + sigmas[0] ** 2) ** 0.5
+        return float(build("sampler", name)(denoise, x, sigmas, g).std())
+
+    assert abs(std() - s) < 0.1 * s
+    monkeypatch.setattr(S, "LEAP_RATIO", float("inf"))  # the plain update on the leap
+    assert abs(std() - s) > s, "without the leap rule this ladder breaks the sampler"
