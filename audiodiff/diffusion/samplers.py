@@ -75,16 +75,22 @@ def ancestral_step(sigma: torch.Tensor, sigma_next: torch.Tensor, eta: float) ->
     return sigma_down, sigma_up
 
 
-#: a step that divides sigma by more than this is a "leap" (e.g. the first step down from a VP
-#: schedule's clipped sigma_max, 20291 for the cosine schedule, to ~3-30): there the trapezoid
-#: correction of Heun and the Euler-Maruyama noise of the reverse-diffusion predictor have errors
-#: of order sigma, so those samplers take the exact-for-Gaussians first-order step instead.
+#: a "leap" is a step whose larger sigma exceeds this many times both the smaller sigma and the
+#: data's scale (1: the library's representations normalise data to unit std), e.g. the first step
+#: down from a VP schedule's clipped sigma_max (20291 for the cosine schedule) to ~3-30.  There the
+#: trapezoid correction of Heun and the Euler-Maruyama noise of the reverse-diffusion predictor have
+#: errors of order sigma, so those samplers take the first-order step, exact for a data mean.
 LEAP_RATIO = 10.0
 
 
 def is_leap(sigma: torch.Tensor, sigma_next: torch.Tensor) -> bool:
-    """True for a step from ``sigma`` down to a ``sigma_next`` more than :data:`LEAP_RATIO` times smaller."""
-    return bool(sigma > LEAP_RATIO * sigma_next)
+    """True for a step between noise levels far apart and far above the data (see :data:`LEAP_RATIO`).
+
+    Both directions count, so a deterministic inversion (sigmas rising) takes the same first-order
+    step on the leap as the sampling that undoes it.  Small steps near sigma 0 never leap.
+    """
+    high, low = torch.maximum(sigma, sigma_next), torch.minimum(sigma, sigma_next)
+    return bool(high > LEAP_RATIO * low.clamp(min=1.0))
 
 
 def score(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
