@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from .audio.autoencoder import MelAutoencoder
 from .errors import ConfigError
-from .train import TrainConfig, fit
+from .train import TrainConfig, check_settings, config_from_dict, fit
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +71,12 @@ class AutoencoderTrainConfig:
     def __post_init__(self) -> None:
         checks = {"kl_weight": self.kl_weight >= 0, "l2_weight": self.l2_weight >= 0, "seconds": self.seconds >= 0,
                   "fit_stats_batches": self.fit_stats_batches >= 1}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            raise ConfigError(f"invalid autoencoder training setting(s): {values}")
+        check_settings(self, checks, "autoencoder training")
         self.train_config()  # the shared settings are checked by TrainConfig
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "AutoencoderTrainConfig":
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ConfigError(f"unknown autoencoder training setting(s) {', '.join(unknown)}; "
-                              f"valid: {', '.join(sorted(valid))}")
-        return cls(**dict(values))
+        return config_from_dict(cls, values, "autoencoder training")
 
     def train_config(self) -> TrainConfig:
         """The :class:`TrainConfig` of the run (constant LR after warm-up, no demos)."""

@@ -96,20 +96,28 @@ class TrainConfig:
             "lr_schedule": self.lr_schedule in ("cosine", "constant"),
             "amp": self.amp in ("auto", "none", "bf16", "fp16"),
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid training setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        check_settings(self, checks, "training")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-        values = dict(values)
-        if "adam_betas" in values:
-            values["adam_betas"] = tuple(values["adam_betas"])
-        return cls(**values)
+        return config_from_dict(cls, values, "training", tuples=("adam_betas",))
+
+
+def check_settings(config: Any, checks: Mapping[str, bool], what: str) -> None:
+    """Raise one :class:`ConfigError` naming every field of ``config`` whose check is False."""
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise ConfigError(f"invalid {what} setting(s): {', '.join(f'{k}={getattr(config, k)!r}' for k in bad)}")
+
+
+def config_from_dict(cls: type, values: Mapping[str, Any], what: str, tuples: tuple[str, ...] = ()) -> Any:
+    """Build the settings dataclass ``cls`` from a mapping (e.g. a recipe config); unknown keys are a
+    one-line :class:`ConfigError` listing the valid ones; the fields in ``tuples`` become tuples."""
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ConfigError(f"unknown {what} setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
 
 
 # -- pieces ------------------------------------------------------------------------------------

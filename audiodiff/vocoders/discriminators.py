@@ -47,13 +47,18 @@ class PeriodDiscriminator(nn.Module):
         if t % self.period:
             wave = F.pad(wave, (0, self.period - t % self.period), mode="reflect")  # (B, 1, T) -> (B, 1, T')
         x = wave.reshape(b, c, -1, self.period)  # (B, 1, T') -> (B, 1, T' / p, p)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
+        return conv_stack(self.convs, self.post, x)  # (B, H * p) scores
+
+
+def conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU convolutions then ``post``: ``(scores (B, -1), every layer's output for feature matching)``."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
         features.append(x)
-        return x.flatten(1), features  # (B, H * p) scores
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -91,13 +96,7 @@ class ResolutionDiscriminator(nn.Module):
         spec = torch.stft(wave[:, 0].float(), self.n_fft, self.hop_length, self.win_length, self.window,
                           center=True, return_complex=True).abs()  # (B, 1, S) -> (B, freqs, frames)
         x = spec.transpose(1, 2).unsqueeze(1)  # (B, freqs, frames) -> (B, 1, frames, freqs)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features  # (B, frames * freqs') scores
+        return conv_stack(self.convs, self.post, x)  # (B, frames * freqs') scores
 
 
 class MultiResolutionDiscriminator(nn.Module):

@@ -36,7 +36,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,8 +48,8 @@ from ..audio.mel import Mel
 from ..checkpoint import read_config, read_tensors, tensors_to_bytes
 from ..errors import ConfigError
 from ..metrics.spectral import mr_stft_loss
-from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, latest_checkpoint, lr_factor,
-                     resolve_device, rng_state, set_rng_state, write_checkpoint_folder)
+from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, check_settings, config_from_dict,
+                     latest_checkpoint, lr_factor, resolve_device, rng_state, set_rng_state, write_checkpoint_folder)
 from .base import Vocoder, save_vocoder_folder
 from .discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator, discriminator_loss,
                              feature_matching_loss, generator_loss, resolutions_for)
@@ -105,20 +105,11 @@ class VocoderTrainConfig:
             "log_every": self.log_every >= 1, "num_workers": self.num_workers >= 0,
             "time_limit": self.time_limit >= 0, "max_bad_steps": self.max_bad_steps >= 1,
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid vocoder training setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        check_settings(self, checks, "vocoder training")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "VocoderTrainConfig":
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ConfigError(f"unknown vocoder training setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-        values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        return config_from_dict(cls, values, "vocoder training", tuples=("betas",))
 
 
 # -- data ---------------------------------------------------------------------------------------

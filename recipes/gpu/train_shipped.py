@@ -206,10 +206,10 @@ def train_diffusion(job: dict, build, dataset, run_dir: Path, export: Path, star
     from audiodiff.train import TrainConfig, fit
 
     train = {**job["train"], "device": str(device), **({"batch_size": batch_size} if batch_size else {})}
+    rate = None if job.get("fixed_steps") else steps_per_second(build(), dataset, int(train["batch_size"]), device,
+                                                                 25 if device.type == "cuda" else 2)
     left = max(30.0, budget - (time.monotonic() - started) - 15)  # fit_stats, checkpoints and export
-    if not job.get("fixed_steps"):
-        rate = steps_per_second(build(), dataset, int(train["batch_size"]), device, 25 if device.type == "cuda" else 2)
-        left = max(30.0, budget - (time.monotonic() - started) - 15)
+    if rate is not None:
         train["steps"] = max(100, int(rate * left * 0.9))
         log.info("%s: %.1f steps/s -> %d steps in %.0f s", job["name"], rate, train["steps"], left)
     train["time_limit"] = left
