@@ -1,7 +1,7 @@
 """The music and sfx judges and what real held-out clips score through them (the ceilings of issues #8/#9).
 
     .venv/bin/python recipes/music/prepare.py && .venv/bin/python recipes/sfx/prepare.py
-    .venv/bin/python benchmarks/bench_judges.py          # writes benchmarks/results/judges_music_sfx.md
+    .venv/bin/python benchmarks/bench_judges.py          # writes benchmarks/results/judges.md
     .venv/bin/python benchmarks/bench_judges.py --quick  # 24 reference clips each; prints only
 
 For each shipped judge: its classes, the clips it was trained on and its held-out accuracy (from
@@ -20,7 +20,7 @@ from typing import Any
 
 from common import REPO_ROOT, benchmark_main, markdown_table
 
-RESULTS = REPO_ROOT / "benchmarks" / "results" / "judges_music_sfx.md"
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "judges.md"
 FULL = {"max_reference": None}
 QUICK = {"max_reference": 24}
 

@@ -8,8 +8,10 @@ Three measurements, each skipped with a note when its model folder does not exis
    (posterior mean, no sampling), both clamped as a vocoder sees them; beside it the L1 of the
    trivial reconstruction "every frame is the per-bin mean" as a scale, and the compression
    (numbers per second of audio in the mel and in the latent).
-2. Sampling speed of the mel model (``--mel-model``, default the shipped ``speech``) and the latent
-   one (``--latent-model``, default ``runs/speech-latent/model``) at the same sampler and steps:
+2. Sampling speed of the mel model (``--mel-model``, default the shipped ``speech``, or
+   ``runs/gpu/speech-mel/export`` when the latent model is ``runs/gpu/speech-latent/export``) and the
+   latent one (``--latent-model``, default ``runs/speech-latent/model``, else
+   ``runs/gpu/speech-latent/export``) at the same sampler and steps:
    seconds per clip of the denoising loop alone (classifier-free guidance included) and of decoding
    (autoencoder decoder + Griffin-Lim for the latent model; Griffin-Lim for the mel one), median of
    repeats, both models timed side by side in this run.  The ratio mel / latent is the speed-up.
@@ -54,8 +56,20 @@ from audiodiff.metrics.judge import load_clips, window_batch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latent.md"
 MANIFEST = common.REPO_ROOT / "data" / "speech" / "manifest.jsonl"
-LATENT_MODEL = common.REPO_ROOT / "runs" / "speech-latent" / "model"
-AUTOENCODER = common.REPO_ROOT / "runs" / "speech-ae" / "model"
+RUNS = common.REPO_ROOT / "runs"
+
+
+def first_model(*candidates: Path) -> Path:
+    """The first candidate folder holding a model, else the first candidate (reported as missing)."""
+    return next((c for c in candidates if (c / "config.json").is_file()), candidates[0])
+
+
+# the recipes' folders, else what `recipes/gpu/train_shipped.py run` exports (the two speech models
+# there had the same GPU budget, so they are the fair pair)
+LATENT_MODEL = first_model(RUNS / "speech-latent" / "model", RUNS / "gpu" / "speech-latent" / "export")
+AUTOENCODER = RUNS / "speech-ae" / "model"
+MEL_MODEL = str(RUNS / "gpu" / "speech-mel" / "export") if LATENT_MODEL.parts[-3:-1] == ("gpu", "speech-latent") \
+    and (RUNS / "gpu" / "speech-mel" / "export" / "config.json").is_file() else "speech"
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,7 @@ class Settings:
     """What a run measures; ``--quick`` shrinks it."""
 
     recon_clips: int = 300
-    num_samples: int = 100
+    num_samples: int = 200
     speed_batch: int = 10
     speed_repeats: int = 5
     steps: int | None = None  # None: the mel model's default
@@ -205,7 +219,9 @@ def run(mel_name: str, latent_path: Path, ae_path: Path, settings: Settings, qui
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mel-model", default="speech", help="mel model name or folder (default: shipped 'speech')")
+    parser.add_argument("--mel-model", default=MEL_MODEL,
+                        help="mel model name or folder (default: runs/gpu/speech-mel/export beside a latent model "
+                             "from runs/gpu, else the shipped 'speech')")
     parser.add_argument("--latent-model", type=Path, default=LATENT_MODEL,
                         help=f"latent model folder (default: {LATENT_MODEL.relative_to(common.REPO_ROOT)})")
     parser.add_argument("--autoencoder", type=Path, default=AUTOENCODER,
@@ -214,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 clips, 2 timed repeats; prints only")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the mel model's)")
     parser.add_argument("--sampler", default=None, help="sampler name (default: the mel model's)")
-    parser.add_argument("--num-samples", type=int, default=None, help="clips per model for quality (default 100)")
+    parser.add_argument("--num-samples", type=int, default=None, help="clips per model for quality (default 200)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"markdown file to write (default: {RESULTS.relative_to(common.REPO_ROOT)} "
                              "for a full run, none with --quick)")

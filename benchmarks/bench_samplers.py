@@ -70,7 +70,7 @@ OTHER_WORK = ("recipes/speech/train.py", "bench_training.py")  # processes that 
 class Settings:
     """What a run measures; ``--quick`` shrinks it."""
 
-    num_samples: int = 100
+    num_samples: int = 50  # 100 takes about 80 min on 2 cores; 50 keeps `make bench` near an hour
     samplers: tuple[str, ...] = SAMPLERS
     steps: tuple[int, ...] = STEPS
     extra_cells: tuple[tuple[str, int], ...] = (("ddpm", 1000),)
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="model name or folder (default: the shipped 'speech' if there is one, else runs/speech/model)")
     parser.add_argument("--quick", action="store_true",
                         help="20 clips, steps 5/10/20/50, 6 samplers (plus the aim's cells); prints only")
-    parser.add_argument("--num-samples", type=int, default=None, help="clips per cell (default 100; --quick 20)")
+    parser.add_argument("--num-samples", type=int, default=None, help="clips per cell (default 50; --quick 20)")
     parser.add_argument("--samplers", nargs="+", default=None, help=f"sampler names (default: {' '.join(SAMPLERS)})")
     parser.add_argument("--steps", nargs="+", type=int, default=None,
                         help=f"step counts (default: {' '.join(map(str, STEPS))}, and 1000 for ddpm; "

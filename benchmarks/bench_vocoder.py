@@ -16,6 +16,12 @@ Scores, against the original clip (lower is better): log-mel L1 (HiFi-GAN's mel 
 (Yamamoto et al. 2020, eq. 6; resolutions 512/1024/2048).  Speed: seconds of audio made per second
 of wall time (x real time), one clip at a time, on 2 threads.
 
+Then what users hear: each shipped model that has a trained vocoder generates ``generated`` clips
+(prompts: the judge's labels for speech, test captions otherwise; clip ``i`` uses seed ``i``) and
+they are decoded by its vocoder and by Griffin-Lim (64 iterations) from the same mels; the shipped
+judge scores each set as ``audiodiff eval`` does (Frechet distance to the test clips, accuracy on the
+prompt, and pYIN pitch accuracy for note prompts).
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_vocoder.py            # full run, writes benchmarks/results/vocoder.md
@@ -77,9 +83,11 @@ DOMAINS = (
 class Settings:
     clips: int = 20
     warmup: int = 1
+    generated: int = 64  # clips per shipped model and vocoder for the generated-clip table (0: skip it)
 
 
-QUICK = Settings(clips=3)
+QUICK = Settings(clips=3, generated=8)
+GENERATED_PROMPTS = {"speech": "labels", "music": "captions", "sfx": "captions"}
 
 
 def held_out_paths(domain: Domain, n: int) -> list[str]:
@@ -171,6 +179,47 @@ def score(decode, clips: list[torch.Tensor], mel: Mel, warmup: int) -> tuple[flo
     return sum(l1) / len(l1), sum(mrstft) / len(mrstft), audio / seconds
 
 
+def generated_section(settings: Settings) -> str:
+    """Shipped models' generated clips through their trained vocoder and through Griffin-Lim, judged."""
+    import audiodiff
+    from audiodiff.metrics.evaluate import evaluate
+
+    rows, notes = [], []
+    for name, prompts in GENERATED_PROMPTS.items():
+        manifest = REPO / "data" / name / "manifest.jsonl"
+        if name not in audiodiff.list_models() or not manifest.is_file():
+            notes.append(f"`{name}`: no shipped model or no {manifest.relative_to(REPO)} "
+                         f"(`python recipes/{name}/prepare.py`), skipped")
+            continue
+        model = audiodiff.load(name).eval()
+        if not isinstance(model.default_vocoder, torch.nn.Module):  # no trained vocoder in its folder
+            notes.append(f"`{name}`: ships without a trained vocoder, skipped")
+            continue
+        reference = read_manifest(manifest, split="test")
+        for label, vocoder in (("Vocos (its `vocoder/`)", None), ("Griffin-Lim 64 it.", "griffinlim")):
+            start = time.perf_counter()
+            report = evaluate(model, reference, settings.generated, prompts=prompts, vocoder=vocoder, seed=0)
+            gen = report["generated"]
+            s = report["settings"]
+            pitch = gen.get("pitch_accuracy")
+            rows.append([f"`{name}`", label, f"{(s['sampler'] or {}).get('name', '?')}, {s['steps']} steps", str(settings.generated),
+                         f"{gen['frechet_distance']:.1f}", f"{100 * gen['prompt_accuracy']:.1f}%",
+                         "-" if pitch is None else f"{100 * pitch:.1f}%"])
+            print(f"generated {name} / {label}: FD {gen['frechet_distance']:.1f}, accuracy "
+                  f"{gen['prompt_accuracy']:.3f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    parts = ["## Generated clips through each vocoder (shipped models, shipped judges)", "",
+             "The same generated mels (same prompts and seeds) decoded by the model's trained vocoder and by "
+             "Griffin-Lim; scored as `audiodiff eval` scores them. Frechet distance of the judge's embeddings "
+             "to the domain's test clips (lower is better), judge accuracy on the prompt (digit, caption or "
+             "GM family) and pYIN pitch within a semitone for note prompts (higher is better).", ""]
+    if rows:
+        parts.append(common.markdown_table(["model", "vocoder", "sampler", "clips", "Frechet distance",
+                                            "accuracy on the prompt", "pitch accuracy"], rows))
+    if notes:
+        parts += ["", *(f"- {n}" for n in notes)]
+    return "\n".join(parts)
+
+
 def run(settings: Settings, overrides: dict[str, str]) -> str:
     sections, notes = [], []
     for domain in DOMAINS:
@@ -192,7 +241,10 @@ def run(settings: Settings, overrides: dict[str, str]) -> str:
     body = "\n\n".join(sections)
     if notes:
         body += "\n\nNotes:\n\n" + "\n".join(f"- {n}" for n in notes)
-    return body + "\n\nLower is better for both distances; identical audio scores 0."
+    body += "\n\nLower is better for both distances; identical audio scores 0."
+    if settings.generated:
+        body += "\n\n" + generated_section(settings)
+    return body
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,12 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trained", action="append", default=[], metavar="DOMAIN=FOLDER",
                         help="our trained vocoder for a domain (default: audiodiff/pretrained/DOMAIN/vocoder, "
                              "else runs/vocoder-DOMAIN/vocoder)")
+    parser.add_argument("--generated", type=int, default=None, metavar="N",
+                        help=f"generated clips per shipped model and vocoder (default {Settings().generated}, "
+                             f"{QUICK.generated} with --quick; 0 skips that table)")
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.trained)
     common.setup_threads()
     load_before = os.getloadavg()
     start = time.perf_counter()
-    body = run(QUICK if args.quick else Settings(), overrides)
+    settings = QUICK if args.quick else Settings()
+    if args.generated is not None:
+        settings = Settings(settings.clips, settings.warmup, max(0, args.generated))
+    body = run(settings, overrides)
     header = common.report_header("Vocoders: resynthesis distance and speed" + (" (--quick)" if args.quick else ""),
                                   time.perf_counter() - start)
     header += f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"

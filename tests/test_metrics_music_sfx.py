@@ -210,7 +210,7 @@ def test_eval_cli_with_caption_prompts_and_a_caption_judge(tmp_path, capsys):
     assert "recall@1" in capsys.readouterr().out
 
 
-# -- the shipped judges on real held-out clips (the ceilings in benchmarks/results/judges_music_sfx.md) -------------
+# -- the shipped judges on real held-out clips (the ceilings in benchmarks/results/judges.md) -------------
 def manifest_or_skip(path: str) -> list[ManifestItem]:
     """The test split of a recipe's manifest, built by the recipe's ``prepare.py`` when missing (a clean clone)."""
     import subprocess
