@@ -106,7 +106,7 @@ def build(cfg):
 
     rc = recipe_common()
     model = audiodiff.DiffusionModel(rc.to_dict(cfg.model))
-    return model, rc.dataset(cfg, "train", model)
+    return model, rc.dataset(cfg, "train", model.representation)
 
 
 def cache_needs_shim(model) -> bool:
