@@ -120,7 +120,9 @@ def git_commit() -> str:
     head = git("log", "-1", "--format=%H (%s)")
     if not head:
         return "unknown (not a git checkout?)"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    # the reports this run writes are not changes to what was measured
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                ":(exclude)benchmarks/results", ":(exclude)benchmarks/RESULTS.md")
     return head + (" + uncommitted changes" if dirty else "")
 
 
@@ -134,7 +136,7 @@ def demote(text: str) -> str:
     return "\n".join(lines)
 
 
-def header(seconds: float, loads: tuple[float, float], quick: bool) -> str:
+def header(seconds: float, loads: tuple[float, float], quick: bool, commit: str) -> str:
     date = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     facts = common.machine()
     lines = [
@@ -147,7 +149,7 @@ def header(seconds: float, loads: tuple[float, float], quick: bool) -> str:
         "",
         f"- date: {date}",
         f"- command: `{common.command_line()}`",
-        f"- git commit: {git_commit()}",
+        f"- git commit (at the start): {commit}",
         f"- wall time of all benchmarks: {seconds / 60:.1f} min",
         f"- threads: every benchmark sets {common.DEFAULT_THREADS} torch threads (`OMP_NUM_THREADS={common.DEFAULT_THREADS}`, "
         f"`OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}`) and they run one after another",
@@ -222,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     common.setup_threads()  # for the header; each benchmark sets its own threads
-    started, load_before, start = time.time(), os.getloadavg(), time.perf_counter()
+    started, load_before, start, commit = time.time(), os.getloadavg(), time.perf_counter(), git_commit()
     outcomes = [run_one(name, cmd) for name, cmd in plan]
     seconds, load_after = time.perf_counter() - start, os.getloadavg()
     text = "\n\n".join(part for part in [
-        header(seconds, (load_before[0], load_after[0]), args.quick),
+        header(seconds, (load_before[0], load_after[0]), args.quick, commit),
         summary(outcomes, reports, started),
         failures(outcomes),
         assemble(report_dir, names, started),
