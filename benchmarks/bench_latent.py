@@ -97,6 +97,14 @@ def held_out_waves(manifest: Path, count: int, sample_rate: int, seconds: float)
     return window_batch(load_clips([item.path for item in items], sample_rate), round(seconds * sample_rate))
 
 
+def shown(path: str | Path) -> str:
+    """A model name or folder as the report shows it: relative to the repository where it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(common.REPO_ROOT)) if Path(path).exists() else str(path)
+    except ValueError:
+        return str(path)
+
+
 def load_if_there(path: str | Path, what: str, hint: str, notes: list[str]):
     """The model at ``path``, or ``None`` with a note saying how to make it."""
     try:
@@ -177,7 +185,7 @@ def run(mel_name: str, latent_path: Path, ae_path: Path, settings: Settings, qui
 
     ae, ae_source = None, None
     if latent is not None and latent.config["representation"]["name"] == "latent":
-        ae, ae_source = latent.representation.autoencoder, f"the latent model's ({latent_path})"
+        ae, ae_source = latent.representation.autoencoder, f"the latent model's ({shown(latent_path)})"
     elif ae_path.is_dir():
         ae, ae_source = load_autoencoder(ae_path), str(ae_path)
     else:
@@ -198,7 +206,7 @@ def run(mel_name: str, latent_path: Path, ae_path: Path, settings: Settings, qui
         rows = [[name, f"`{src}`", f"{m.num_parameters() / 1e6:.2f} M", "x".join(map(str, m.sample_shape(
                     m.representation.frames_for(m.seconds)))), f"{timings[name]['loop']:.3f}",
                  f"{timings[name]['decode']:.3f}", f"{scores[name]['generate']:.3f}", f"{scores[name]['fd']:.2f}",
-                 pct(scores[name]["accuracy"])] for (name, m), src in zip(models.items(), (mel_name, latent_path))]
+                 pct(scores[name]["accuracy"])] for (name, m), src in zip(models.items(), (shown(mel_name), shown(latent_path)))]
         ratio = timings["mel"]["loop"] / timings["latent"]["loop"]
         parts += [f"## 2-3. Mel vs latent diffusion ({settings.sampler}, {settings.steps} steps, the models' "
                   f"guidance; {settings.num_samples} clips each for quality)", "",

@@ -11,7 +11,7 @@ spacing and vocoder) from the same prompts (the ten digit labels in turn) and th
 - the Frechet distance of the judge's embeddings to those of the FSDD test clips (takes 0-4, 300
   clips; Heusel et al. 2017);
 - prompt accuracy: how often the judge hears the digit that was asked for;
-- wall time per clip of ``generate`` (sampling, guidance, Griffin-Lim vocoder; not the judge);
+- wall time per clip of ``generate`` (sampling, guidance, the model's vocoder; not the judge);
 - NFE: denoiser calls per clip, counted with a forward hook on the net (each call is one batched
   pair of conditional and unconditional passes for classifier-free guidance).
 
@@ -239,6 +239,21 @@ def aim_line(cells: list[dict]) -> str:
     return f"{label}: {'yes' if met else 'no'} ({aim['fd']:.2f} vs {base['fd']:.2f})"
 
 
+def vocoder_label(model) -> str:
+    """The vocoder ``generate`` uses by default: the model's trained one, else its config's."""
+    if isinstance(model.default_vocoder, torch.nn.Module):
+        return f"`{type(model.default_vocoder).__name__.lower()}` (its trained `vocoder/`)"
+    return f"`{model.config['vocoder']['name']}`"
+
+
+def shown(path) -> str:
+    """A path relative to the repository where it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(common.REPO_ROOT))
+    except (ValueError, OSError, TypeError):
+        return str(path)
+
+
 def time_fit(cells: list[dict]) -> tuple[float, float] | None:
     """Least-squares ``seconds per clip = a + b * NFE`` over the cells: fixed cost ``a`` and cost per call ``b``."""
     if len({c["nfe"] for c in cells}) < 2:
@@ -268,8 +283,8 @@ def report(model_name: str, model, judge, ref: Reference, cells: list[dict], set
     parts = [
         f"Model `{model_name}` ({model.num_parameters() / 1e6:.2f} M parameters, {model.sample_rate} Hz, "
         f"{model.seconds:g} s clips, guidance scale {settings.guidance_scale if settings.guidance_scale is not None else model.config['guidance_scale']}, "
-        f"`{model.config['spacing']}` spacing, vocoder `{model.config['vocoder']['name']}`). Judge `speech` "
-        f"({getattr(judge, 'source', 'shipped')}). {n} clips per cell: prompts the ten digits in turn, clip i seed "
+        f"`{model.config['spacing']}` spacing, vocoder {vocoder_label(model)}). Judge `speech` "
+        f"(`{shown(getattr(judge, 'source', 'shipped'))}`). {n} clips per cell: prompts the ten digits in turn, clip i seed "
         f"{settings.seed} + i, the same in every cell; generated in batches of {settings.batch_size}. Reference: "
         f"{len(ref.emb)} FSDD test clips (takes 0-4); the judge's accuracy on them is "
         f"{100 * ref.accuracy:.1f}%.",

@@ -144,13 +144,16 @@ def test_sde_corrector_calls_and_order():
 
 
 # -- langevin ------------------------------------------------------------------------------------
-def test_langevin_default_step_is_two_sigma_min_squared():
+@pytest.mark.parametrize("consistent, relative", [(True, 0.1), (False, 2.0)])
+def test_langevin_default_step_is_a_multiple_of_sigma_min_squared(consistent, relative):
     sigmas = LinearSchedule().inference_sigmas(10).double()
     x = torch.randn(6, 4, dtype=torch.float64) * sigmas[0]
     runs = []
-    for cfg in ({"name": "langevin"}, {"name": "langevin", "step_lr": 2 * float(sigmas[-2]) ** 2}):
+    for extra in ({}, {"step_lr": relative * float(sigmas[-2]) ** 2}):
+        cfg = {"name": "langevin", "consistent": consistent, **extra}
         runs.append(registry.build("sampler", cfg)(gaussian_denoiser(0.5), x, sigmas, torch.Generator().manual_seed(4)))
     assert torch.allclose(runs[0], runs[1], rtol=1e-12, atol=1e-12)
+    assert registry.build("sampler", "langevin").consistent
 
 
 def test_langevin_calls_each_level_n_steps_then_denoises():
@@ -170,11 +173,47 @@ def test_langevin_samples_the_noised_distribution_at_one_level():
     s, sigma, alpha = 0.5, 1.0, 0.1
     g = torch.Generator().manual_seed(5)
     x = torch.randn(20000, 1, generator=g, dtype=torch.float64) * 3.0  # far from stationary
-    sampler = registry.build("sampler", {"name": "langevin", "n_steps_each": 200, "step_lr": alpha})
+    sampler = registry.build("sampler", {"name": "langevin", "n_steps_each": 200, "step_lr": alpha,
+                                         "consistent": False})
     out = sampler(gaussian_denoiser(s), x, torch.tensor([sigma, 0.0], dtype=torch.float64), g)
     v = s**2 + sigma**2
     stationary_std = math.sqrt(v / (1 - alpha / (4 * v)))
     assert out.std().item() == pytest.approx(stationary_std * s**2 / v, abs=0.004)  # then denoised
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.5, 0.1])
+@pytest.mark.parametrize("sigma, target", [(2.0, 2.0), (2.0, 1.5), (2.0, 0.3)])
+def test_consistent_step_leaves_exactly_the_target_noise(fraction, sigma, target):
+    """Point data (the denoiser is exact): the step's output holds noise of std ``target``, whatever the step
+    size, also where the step must grow to get there (2 -> 0.3 with fraction 0.1)."""
+    from audiodiff.diffusion.samplers import consistent_step
+
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.full((40000, 1), 0.7, dtype=torch.float64)
+    x = x0 + sigma * torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    z = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    out = consistent_step(x, torch.tensor(sigma, dtype=torch.float64), x0, torch.tensor(fraction, dtype=torch.float64),
+                          torch.tensor(target, dtype=torch.float64), z)
+    assert (out - x0).std().item() == pytest.approx(target, rel=0.02)
+    assert (out - x0).mean().item() == pytest.approx(0.0, abs=5 * target / 200)  # 5 standard errors
+
+
+def test_consistent_langevin_tracks_the_levels_where_plain_langevin_overshoots():
+    """On N(0, s^2) data the plain default step (x <- denoised + sqrt(2) sigma z) leaves each level with
+    about sqrt(2) times its noise at high sigma; the consistent step keeps the level's noise."""
+    s, sigma = 0.5, 8.0
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(40000, 1, generator=g, dtype=torch.float64) * math.sqrt(s**2 + sigma**2)
+    sigmas = torch.tensor([sigma, sigma / 2], dtype=torch.float64)  # one level, then stop before the last
+    seen = {}
+    for consistent in (False, True):
+        sampler = registry.build("sampler", {"name": "langevin", "consistent": consistent, "n_steps_each": 4})
+        state = sampler.init_state(torch.cat([sigmas, sigmas.new_zeros(1)]))
+        denoised = gaussian_denoiser(s)(x, sigmas[:1].expand(x.shape[0]))
+        out = sampler.step(gaussian_denoiser(s), x, denoised, sigmas[0], sigmas[1], g, state)
+        seen[consistent] = out.std().item()
+    assert seen[True] == pytest.approx(math.sqrt(s**2 + (sigma / 2) ** 2), rel=0.03)
+    assert seen[False] > 1.3 * math.sqrt(s**2 + sigma**2)
 
 
 @pytest.mark.parametrize("cfg, match", [

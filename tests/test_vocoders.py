@@ -319,6 +319,27 @@ class initialize_domain:
         self.ctx.__exit__(*exc)
 
 
+def test_recipe_init_from_copies_a_trained_generator_and_checks_it(tmp_path):
+    sys.path.insert(0, str(REPO / "recipes" / "vocoder"))
+    try:
+        from train import init_weights
+    finally:
+        sys.path.pop(0)
+    trained = tiny_vocos(seed=1)
+    trained.save(tmp_path / "model" / "vocoder")  # a model folder's vocoder/ is found too
+    fresh = tiny_vocos(seed=2)
+    init_weights(fresh, tmp_path / "model")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trained.state_dict().values()))
+    other_mels = tiny_vocos({**SETTINGS, "n_mels": SETTINGS["n_mels"] + 8})
+    with pytest.raises(SettingsMismatchError, match="init_from .*n_mels"):
+        init_weights(other_mels, tmp_path / "model")
+    torch.manual_seed(0)
+    bigger = Vocos(**{**TINY_VOCOS, "num_layers": 2}, **SETTINGS)
+    with pytest.raises(ConfigError, match="do not fit cfg.vocoder") as err:
+        init_weights(bigger, tmp_path / "model")
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.slow
 def test_recipe_debug_experiment_trains_and_exports(tmp_path, shared_data):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}

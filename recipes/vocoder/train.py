@@ -4,12 +4,16 @@
     python recipes/vocoder/train.py domain=music train.device=cuda      # 16 kHz
     python recipes/vocoder/train.py domain=sfx train.time_limit=420
     python recipes/vocoder/train.py domain=speech export_to=audiodiff/pretrained/speech/vocoder
+    python recipes/vocoder/train.py domain=sfx init_from=audiodiff/pretrained/music   # fine-tune another domain's
     python recipes/vocoder/train.py experiment=debug                    # tiny, a few steps (the tests)
 
 The mel settings come from the domain recipe's representation config (``mel_config``), or from a
 trained model folder (``model_path=...``), so the vocoder always matches the model it serves.  A
 model folder with a ``vocoder/`` subfolder uses it by default (``audiodiff generate --vocoder``
-overrides).  A rerun with the same ``run_dir`` resumes.
+overrides).  A rerun with the same ``run_dir`` resumes.  ``init_from`` starts the generator from a
+trained vocoder folder (or a model folder's ``vocoder/``) with the same mel settings and size, e.g. to
+fine-tune the music vocoder on sound effects; the discriminators start afresh.  A resumed run
+continues from its checkpoint instead.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from audiodiff.audio.mel import MEL_SETTING_KEYS  # noqa: E402
 from audiodiff.data import AudioDataset, read_manifest  # noqa: E402
 from audiodiff.errors import ConfigError  # noqa: E402
 from audiodiff.registry import build  # noqa: E402
+from audiodiff.vocoders import check_mel_settings, load_vocoder_folder  # noqa: E402
 from audiodiff.vocoders.training import VocoderTrainConfig, train_vocoder  # noqa: E402
 
 log = logging.getLogger("recipes")
@@ -61,11 +66,27 @@ def dataset(cfg: DictConfig, sample_rate: int) -> AudioDataset:
                         seed=int(cfg.train.seed))
 
 
+def init_weights(vocoder: torch.nn.Module, folder: Path) -> None:
+    """Copy a trained vocoder's weights (``folder`` or ``folder/vocoder``) into ``vocoder``."""
+    if (folder / "vocoder" / "config.json").is_file():
+        folder = folder / "vocoder"
+    source = load_vocoder_folder(folder)
+    check_mel_settings(source.mel_settings, vocoder.mel_settings, what=f"init_from {folder}")
+    try:
+        vocoder.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"init_from {folder}: its weights do not fit cfg.vocoder ({first})") from None
+    log.info("generator initialised from %s", folder)
+
+
 def run_train_vocoder(cfg: DictConfig) -> Path:
     """Train ``cfg.vocoder`` for the domain's mel settings; export to ``cfg.export_to`` if set."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
     settings = mel_settings(cfg)
     vocoder = build("vocoder", {**to_dict(cfg.vocoder), **settings})
+    if cfg.get("init_from"):
+        init_weights(vocoder, resolve(cfg.init_from))
     data = dataset(cfg, settings["sample_rate"])
     log.info("vocoder %s: %s parameters; data: %s", cfg.vocoder.name,
              f"{sum(p.numel() for p in vocoder.parameters()):,}", data.summary())
