@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import audiodiff
 from audiodiff.data import AudioDataset, FeatureCache, prepare, read_manifest, write_manifest
-from audiodiff.train import TrainConfig, fit
+from audiodiff.train import TrainConfig, fit, latest_checkpoint
 
 log = logging.getLogger("recipes")
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,41 @@ def run_train(cfg: DictConfig) -> Path:
         target = resolve(cfg.export_to)
         ema.save(target, dtype=torch.float16)
         log.info("exported the EMA model (fp16) to %s", target)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None and int(ckpt.name.split("_")[-1]) >= int(cfg.train.steps):
+        run_eval(cfg, ema, run_dir / "eval")
+    elif int((cfg.get("eval") or {}).get("num_samples") or 0) > 0:
+        log.info("training stopped before step %d: evaluation runs after the last leg", int(cfg.train.steps))
     return run_dir / "model"
+
+
+def run_eval(cfg: DictConfig, model: Any, out_dir: Path) -> Path | None:
+    """``audiodiff eval`` of ``model`` against the manifest's ``cfg.eval.split`` clips, as ``cfg.eval`` says:
+    ``report.json`` and ``report.md`` in ``out_dir``.  ``eval.num_samples: 0`` skips it."""
+    from audiodiff.metrics.evaluate import evaluate, resolve_judge, write_report
+
+    settings = to_dict(cfg.eval) if cfg.get("eval") is not None else {}
+    num_samples = int(settings.get("num_samples") or 0)
+    if num_samples <= 0:
+        return None
+    manifest = resolve(cfg.data.manifest)
+    reference = read_manifest(manifest, split=settings.get("split", "test"))
+    if not reference:
+        log.warning("evaluation skipped: %s has no %s clips", manifest, settings.get("split", "test"))
+        return None
+    judge = resolve_judge(settings.get("judge"), model)
+    prompts = settings.get("prompts") if model.is_conditional else None
+    captions = read_manifest(manifest, split="train") if judge.target == "caption" and prompts else None
+    log.info("evaluating %d generated clips against %d %s clips (judge %s)", num_samples, len(reference),
+             settings.get("split", "test"), getattr(judge, "source", "given"))
+    report = evaluate(model, reference, num_samples, prompts=prompts, judge=judge, caption_items=captions,
+                      max_reference=settings.get("max_reference"), batch_size=int(settings.get("batch_size", 16)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = write_report(report, out_dir / "report.json", out_dir / "report.md")
+    generated = report["generated"]
+    log.info("evaluation: Frechet distance %.2f, accuracy on the prompt %s; %s", generated["frechet_distance"],
+             "-" if generated.get("prompt_accuracy") is None else f"{generated['prompt_accuracy']:.3f}", md_path)
+    return json_path
 
 
 def init_weights(model: audiodiff.DiffusionModel, folder: Path) -> None:

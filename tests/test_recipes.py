@@ -1,4 +1,4 @@
-"""Recipes: every experiment config composes; the debug experiment trains and samples on CPU."""
+"""Recipes: every experiment config composes; the debug experiment trains, evaluates and samples on CPU."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def test_debug_experiment_trains_and_samples(domain, tmp_path, shared_data):
     model_dir = tmp_path / "run" / "model"
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert records and records[-1]["loss"] is not None
+    report = json.loads((tmp_path / "run" / "eval" / "report.json").read_text())  # evaluated after training
+    assert report["settings"]["num_samples"] == 4 and report["settings"]["num_reference"] == 20
+    assert report["generated"]["frechet_distance"] >= 0 and (tmp_path / "run" / "eval" / "report.md").is_file()
     model = audiodiff.load(model_dir)
     prompts = model.demo_prompts(2)
     prompt_arg = f"prompt=[{','.join(prompts)}]" if prompts else "prompt=null"
