@@ -224,16 +224,21 @@ class DiffusionModel(nn.Module):
         config = copy.deepcopy(self.config)
         config["audiodiff_version"] = __version__
         path = save_folder(folder, config, self.state_dict(), dtype)
-        if self.__dict__.get("trained_vocoder") is not None:
+        if self.trained_vocoder is not None:
             from .vocoders import save_vocoder_folder
 
-            save_vocoder_folder(self.__dict__["trained_vocoder"], Path(folder) / VOCODER_DIR, dtype)
+            save_vocoder_folder(self.trained_vocoder, Path(folder) / VOCODER_DIR, dtype)
         return path
+
+    @property
+    def trained_vocoder(self) -> nn.Module | None:
+        """The trained vocoder of the model's folder or of :meth:`set_vocoder`, else ``None``."""
+        return self.__dict__.get("trained_vocoder")
 
     @property
     def default_vocoder(self) -> Any:
         """The vocoder used unless one is named: the trained one (see :meth:`set_vocoder`), else the config's."""
-        trained = self.__dict__.get("trained_vocoder")
+        trained = self.trained_vocoder
         return trained if trained is not None else self.config["vocoder"]
 
     def set_vocoder(self, vocoder: nn.Module | None) -> None:

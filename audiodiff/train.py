@@ -255,6 +255,11 @@ def write_checkpoint(run_dir: Path, model: DiffusionModel, ema: EMA, state: dict
     return final
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The optimizer step a checkpoint folder (``step_XXXXXXX``) was written at."""
+    return int(Path(folder).name.split("_")[-1])
+
+
 def write_checkpoint_folder(run_dir: Path, state: dict[str, Any], files: Mapping[str, bytes],
                             config: Mapping[str, Any], keep_last: int) -> Path:
     """Write ``run_dir/checkpoints/step_XXXXXXX`` (``files``, ``config.json`` and ``state`` as ``state.pt``)

@@ -64,12 +64,12 @@ def first_model(*candidates: Path) -> Path:
     return next((c for c in candidates if (c / "config.json").is_file()), candidates[0])
 
 
-# the recipes' folders, else what `recipes/gpu/train_shipped.py run` exports (the two speech models
-# there had the same GPU budget, so they are the fair pair)
-LATENT_MODEL = first_model(RUNS / "speech-latent" / "model", RUNS / "gpu" / "speech-latent" / "export")
+# the recipe's folder, else what `recipes/gpu/train_shipped.py run` exports; the GPU run's two speech
+# models had the same budget, so its mel model is the fair partner of its latent one
+GPU_LATENT, GPU_MEL = RUNS / "gpu" / "speech-latent" / "export", RUNS / "gpu" / "speech-mel" / "export"
+LATENT_MODEL = first_model(RUNS / "speech-latent" / "model", GPU_LATENT)
 AUTOENCODER = RUNS / "speech-ae" / "model"
-MEL_MODEL = str(RUNS / "gpu" / "speech-mel" / "export") if LATENT_MODEL.parts[-3:-1] == ("gpu", "speech-latent") \
-    and (RUNS / "gpu" / "speech-mel" / "export" / "config.json").is_file() else "speech"
+MEL_MODEL = str(GPU_MEL) if LATENT_MODEL == GPU_LATENT and (GPU_MEL / "config.json").is_file() else "speech"
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,6 @@ def held_out_waves(manifest: Path, count: int, sample_rate: int, seconds: float)
     items = read_manifest(manifest, split="valid") or read_manifest(manifest, split="test")
     items = select_reference(items, count)
     return window_batch(load_clips([item.path for item in items], sample_rate), round(seconds * sample_rate))
-
-
-def shown(path: str | Path) -> str:
-    """A model name or folder as the report shows it: relative to the repository where it is inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(common.REPO_ROOT)) if Path(path).exists() else str(path)
-    except ValueError:
-        return str(path)
 
 
 def load_if_there(path: str | Path, what: str, hint: str, notes: list[str]):
@@ -185,7 +177,7 @@ def run(mel_name: str, latent_path: Path, ae_path: Path, settings: Settings, qui
 
     ae, ae_source = None, None
     if latent is not None and latent.config["representation"]["name"] == "latent":
-        ae, ae_source = latent.representation.autoencoder, f"the latent model's ({shown(latent_path)})"
+        ae, ae_source = latent.representation.autoencoder, f"the latent model's ({common.repo_relative(latent_path)})"
     elif ae_path.is_dir():
         ae, ae_source = load_autoencoder(ae_path), str(ae_path)
     else:
@@ -206,7 +198,8 @@ def run(mel_name: str, latent_path: Path, ae_path: Path, settings: Settings, qui
         rows = [[name, f"`{src}`", f"{m.num_parameters() / 1e6:.2f} M", "x".join(map(str, m.sample_shape(
                     m.representation.frames_for(m.seconds)))), f"{timings[name]['loop']:.3f}",
                  f"{timings[name]['decode']:.3f}", f"{scores[name]['generate']:.3f}", f"{scores[name]['fd']:.2f}",
-                 pct(scores[name]["accuracy"])] for (name, m), src in zip(models.items(), (shown(mel_name), shown(latent_path)))]
+                 pct(scores[name]["accuracy"])]
+                for (name, m), src in zip(models.items(), map(common.repo_relative, (mel_name, latent_path)))]
         ratio = timings["mel"]["loop"] / timings["latent"]["loop"]
         parts += [f"## 2-3. Mel vs latent diffusion ({settings.sampler}, {settings.steps} steps, the models' "
                   f"guidance; {settings.num_samples} clips each for quality)", "",

@@ -241,17 +241,9 @@ def aim_line(cells: list[dict]) -> str:
 
 def vocoder_label(model) -> str:
     """The vocoder ``generate`` uses by default: the model's trained one, else its config's."""
-    if isinstance(model.default_vocoder, torch.nn.Module):
-        return f"`{type(model.default_vocoder).__name__.lower()}` (its trained `vocoder/`)"
+    if model.trained_vocoder is not None:
+        return f"`{type(model.trained_vocoder).__name__.lower()}` (its trained `vocoder/`)"
     return f"`{model.config['vocoder']['name']}`"
-
-
-def shown(path) -> str:
-    """A path relative to the repository where it is inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(common.REPO_ROOT))
-    except (ValueError, OSError, TypeError):
-        return str(path)
 
 
 def time_fit(cells: list[dict]) -> tuple[float, float] | None:
@@ -284,7 +276,7 @@ def report(model_name: str, model, judge, ref: Reference, cells: list[dict], set
         f"Model `{model_name}` ({model.num_parameters() / 1e6:.2f} M parameters, {model.sample_rate} Hz, "
         f"{model.seconds:g} s clips, guidance scale {settings.guidance_scale if settings.guidance_scale is not None else model.config['guidance_scale']}, "
         f"`{model.config['spacing']}` spacing, vocoder {vocoder_label(model)}). Judge `speech` "
-        f"(`{shown(getattr(judge, 'source', 'shipped'))}`). {n} clips per cell: prompts the ten digits in turn, clip i seed "
+        f"(`{common.repo_relative(getattr(judge, 'source', 'shipped'))}`). {n} clips per cell: prompts the ten digits in turn, clip i seed "
         f"{settings.seed} + i, the same in every cell; generated in batches of {settings.batch_size}. Reference: "
         f"{len(ref.emb)} FSDD test clips (takes 0-4); the judge's accuracy on them is "
         f"{100 * ref.accuracy:.1f}%.",

@@ -192,7 +192,7 @@ def generated_section(settings: Settings) -> str:
                          f"(`python recipes/{name}/prepare.py`), skipped")
             continue
         model = audiodiff.load(name).eval()
-        if not isinstance(model.default_vocoder, torch.nn.Module):  # no trained vocoder in its folder
+        if model.trained_vocoder is None:
             notes.append(f"`{name}`: ships without a trained vocoder, skipped")
             continue
         reference = read_manifest(manifest, split="test")

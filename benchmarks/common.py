@@ -87,6 +87,14 @@ def machine() -> dict[str, str]:
     }
 
 
+def repo_relative(path: Any) -> str:
+    """``path`` relative to the repository root where it lies inside it, else as given (e.g. a model name)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except (TypeError, ValueError, OSError):
+        return str(path)
+
+
 def command_line() -> str:
     """The command that is running, relative to the repository root where possible."""
 

@@ -46,12 +46,7 @@ ORDER = ("core", "conditioning", "training", "samplers")
 TAIL_LINES = 30  # of a failed benchmark's output, in RESULTS.md
 
 
-def rel(path: Path) -> str:
-    """``path`` relative to the repository root where possible."""
-    try:
-        return str(Path(path).resolve().relative_to(common.REPO_ROOT))
-    except ValueError:
-        return str(path)
+rel = common.repo_relative
 
 
 def discover(only: list[str] | None = None) -> list[str]:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import audiodiff
 from audiodiff.data import AudioDataset, FeatureCache, prepare, read_manifest, write_manifest
-from audiodiff.train import TrainConfig, fit, latest_checkpoint
+from audiodiff.train import TrainConfig, checkpoint_step, fit, latest_checkpoint
 
 log = logging.getLogger("recipes")
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def run_train(cfg: DictConfig) -> Path:
         ema.save(target, dtype=torch.float16)
         log.info("exported the EMA model (fp16) to %s", target)
     ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None and int(ckpt.name.split("_")[-1]) >= int(cfg.train.steps):
+    if ckpt is not None and checkpoint_step(ckpt) >= int(cfg.train.steps):
         run_eval(cfg, ema, run_dir / "eval")
     elif int((cfg.get("eval") or {}).get("num_samples") or 0) > 0:
         log.info("training stopped before step %d: evaluation runs after the last leg", int(cfg.train.steps))

@@ -448,7 +448,8 @@ class AnnealedLangevin(Sampler):
         return {"alpha_per_sigma2": step_lr / sigma_min**2}
 
     def step(self, denoise_fn, x, denoised, sigma, sigma_next, generator, state):
-        half_alpha = state["alpha_per_sigma2"] / 2 * sigma**2
+        fraction = state["alpha_per_sigma2"] / 2  # of sigma^2: the step size's share
+        half_alpha = fraction * sigma**2
         ones = x.new_ones(x.shape[0])  # (B,)
         n = int(self.n_steps_each)
         for j in range(n):
@@ -456,7 +457,7 @@ class AnnealedLangevin(Sampler):
                 denoised = denoise_fn(x, sigma * ones)
             if self.consistent:
                 target = sigma_next if j == n - 1 and sigma_next > 0 else sigma
-                x = consistent_step(x, sigma, denoised, half_alpha / sigma**2, target, noise_like(x, generator))
+                x = consistent_step(x, sigma, denoised, fraction, target, noise_like(x, generator))
             else:
                 x = langevin_step(x, sigma, denoised, half_alpha, noise_like(x, generator))
         return denoise_fn(x, sigma * ones) if sigma_next == 0 else x

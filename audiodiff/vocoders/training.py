@@ -48,8 +48,9 @@ from ..audio.mel import Mel
 from ..checkpoint import read_config, read_tensors, tensors_to_bytes
 from ..errors import ConfigError
 from ..metrics.spectral import mr_stft_loss
-from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, check_settings, config_from_dict,
-                     latest_checkpoint, lr_factor, resolve_device, rng_state, set_rng_state, write_checkpoint_folder)
+from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, check_settings, checkpoint_step,
+                     config_from_dict, latest_checkpoint, lr_factor, resolve_device, rng_state, set_rng_state,
+                     write_checkpoint_folder)
 from .base import Vocoder, save_vocoder_folder
 from .discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator, discriminator_loss,
                              feature_matching_loss, generator_loss, resolutions_for)
@@ -265,7 +266,7 @@ def train_vocoder(vocoder: Vocoder, dataset: Dataset, run_dir: str | os.PathLike
                     cfg.time_limit, progress.step, cfg.steps)
     if progress.skipped_steps:
         log.warning("skipped %d steps with a non-finite loss or gradient", progress.skipped_steps)
-    if ckpt is not None and progress.step == int(ckpt.name.split("_")[1]):
+    if ckpt is not None and progress.step == checkpoint_step(ckpt):
         save_vocoder_folder(parts.generator, run_dir / "vocoder")  # nothing left to train: export anyway
     return parts.generator.eval()
 
