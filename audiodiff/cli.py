@@ -403,32 +403,26 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .data import read_manifest
     from .generate import inference_sigmas
     from .hub import load
     from .metrics import load_judge
-    from .metrics.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate, resolve_judge, write_report
+    from .metrics.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate_manifest, write_report
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     out = check_out_dir(args.out)
-    reference = read_manifest(args.reference, split=None if args.split == "all" else args.split)
-    if not reference:
-        raise ConfigError(f"manifest {args.reference} has no {args.split} clips")
     judge = load_judge(args.judge) if args.judge is not None else None
     model = load(args.model, device=_device(args.device))
-    judge = resolve_judge(judge, model)
     prompts = args.prompts[0] if args.prompts in ([LABEL_PROMPTS], [CAPTION_PROMPTS]) else args.prompts
-    # a judge of captions ranks captions by the mean embedding of their clips in the manifest's train split
-    caption_items = read_manifest(args.reference, split="train") if judge.target == "caption" else None
     steps = len(inference_sigmas(model, args.steps)) - 1
     bar, callback = _progress(steps * -(-args.num_samples // args.batch_size), args.quiet)
     try:
-        report = evaluate(model, reference, args.num_samples, prompts=prompts, judge=judge, steps=args.steps,
-                          seed=args.seed, sampler=args.sampler, guidance_scale=args.guidance_scale,
-                          batch_size=args.batch_size, max_reference=args.max_reference,
-                          resynthesize=args.resynthesize, callback=callback, caption_items=caption_items,
-                          vocoder=args.vocoder)
+        split = None if args.split == "all" else args.split
+        report = evaluate_manifest(model, args.reference, args.num_samples, split, judge=judge, prompts=prompts,
+                                   steps=args.steps, seed=args.seed, sampler=args.sampler,
+                                   guidance_scale=args.guidance_scale, batch_size=args.batch_size,
+                                   max_reference=args.max_reference, resynthesize=args.resynthesize,
+                                   callback=callback, vocoder=args.vocoder)
     finally:
         if bar is not None:
             bar.close()

@@ -27,7 +27,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import read_config, read_tensors, save_folder
 from .errors import ConfigError, ModelLoadError, SettingsMismatchError
-from .conditioning import concat_net_inputs, drop_prompts, keep_mask, net_inputs
+from .conditioning import CROSS_ROUTES, GLOBAL_ROUTES, concat_net_inputs, drop_prompts, keep_mask, net_inputs
 from .registry import build
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -94,8 +94,8 @@ class DiffusionModel(nn.Module):
     def _derived_net_sizes(self) -> dict[str, int | None]:
         """``in_channels`` from the representation; ``cond_dim``/``context_dim`` from the conditioners."""
         sizes: dict[str, int | None] = {"in_channels": self.net_shape_per_frame[0]}
-        global_dims = [c.dim for c in self.conditioners.values() if c.route == "global"]
-        cross_dims = {c.dim for c in self.conditioners.values() if c.route == "cross"}
+        global_dims = [c.dim for c in self.conditioners.values() if c.route in GLOBAL_ROUTES]
+        cross_dims = {c.dim for c in self.conditioners.values() if c.route in CROSS_ROUTES}
         if len(cross_dims) > 1:
             raise ConfigError(f"cross-attention conditioners must share one dim, got {sorted(cross_dims)}")
         if global_dims:

@@ -90,24 +90,22 @@ def run_train(cfg: DictConfig) -> Path:
 def run_eval(cfg: DictConfig, model: Any, out_dir: Path) -> Path | None:
     """``audiodiff eval`` of ``model`` against the manifest's ``cfg.eval.split`` clips, as ``cfg.eval`` says:
     ``report.json`` and ``report.md`` in ``out_dir``.  ``eval.num_samples: 0`` skips it."""
-    from audiodiff.metrics.evaluate import evaluate, resolve_judge, write_report
+    from audiodiff.metrics.evaluate import evaluate_manifest, write_report
 
     settings = to_dict(cfg.eval) if cfg.get("eval") is not None else {}
     num_samples = int(settings.get("num_samples") or 0)
     if num_samples <= 0:
         return None
-    manifest = resolve(cfg.data.manifest)
-    reference = read_manifest(manifest, split=settings.get("split", "test"))
-    if not reference:
-        log.warning("evaluation skipped: %s has no %s clips", manifest, settings.get("split", "test"))
+    manifest, split = resolve(cfg.data.manifest), settings.get("split", "test")
+    log.info("evaluating %d generated clips against the %s clips of %s", num_samples, split, manifest)
+    try:
+        report = evaluate_manifest(model, manifest, num_samples, split, judge=settings.get("judge"),
+                                   prompts=settings.get("prompts") if model.is_conditional else None,
+                                   max_reference=settings.get("max_reference"),
+                                   batch_size=int(settings.get("batch_size", 16)))
+    except audiodiff.ConfigError as err:  # the trained model is saved already; say why and go on
+        log.warning("evaluation skipped: %s", err)
         return None
-    judge = resolve_judge(settings.get("judge"), model)
-    prompts = settings.get("prompts") if model.is_conditional else None
-    captions = read_manifest(manifest, split="train") if judge.target == "caption" and prompts else None
-    log.info("evaluating %d generated clips against %d %s clips (judge %s)", num_samples, len(reference),
-             settings.get("split", "test"), getattr(judge, "source", "given"))
-    report = evaluate(model, reference, num_samples, prompts=prompts, judge=judge, caption_items=captions,
-                      max_reference=settings.get("max_reference"), batch_size=int(settings.get("batch_size", 16)))
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = write_report(report, out_dir / "report.json", out_dir / "report.md")
     generated = report["generated"]
@@ -116,16 +114,34 @@ def run_eval(cfg: DictConfig, model: Any, out_dir: Path) -> Path | None:
     return json_path
 
 
+#: parameters of a global conditioning input (``cond_dim``) that a model may add to the model it starts from
+NEW_COND_PREFIX = "net.embedding.cond_proj."
+
+
 def init_weights(model: audiodiff.DiffusionModel, folder: Path) -> None:
-    """Start from a saved model's weights (fine-tuning, or going on from an exported model)."""
+    """Start from a saved model's weights (fine-tuning, or going on from an exported model).
+
+    The net must match, except that ``model`` may add a global conditioning input the source lacks
+    (e.g. the source's text conditioner routed ``cross`` and ours ``both``): that input's projection
+    starts at zero, so training starts from exactly the source model's predictions.
+    """
     source = audiodiff.load(folder)
-    if source.config["net"] != model.config["net"] or source.representation.config() != model.representation.config():
+    ours, theirs = dict(model.config["net"]), dict(source.config["net"])
+    adds_cond = theirs.get("cond_dim") is None and ours.get("cond_dim") is not None
+    if adds_cond:
+        ours.pop("cond_dim")
+    if ours != theirs or source.representation.config() != model.representation.config():
         raise audiodiff.ConfigError(f"init_from {folder}: its net or representation differs from cfg.model")
-    missing = model.load_state_dict({k: v.float() for k, v in source.state_dict().items()}, strict=False)
-    if missing.missing_keys or missing.unexpected_keys:
-        raise audiodiff.ConfigError(f"init_from {folder}: weights do not match cfg.model "
-                                    f"({len(missing.missing_keys)} missing, {len(missing.unexpected_keys)} unexpected)")
-    log.info("initialised from %s", folder)
+    result = model.load_state_dict({k: v.float() for k, v in source.state_dict().items()}, strict=False)
+    new = [k for k in result.missing_keys if adds_cond and k.startswith(NEW_COND_PREFIX)]
+    if len(new) != len(result.missing_keys) or result.unexpected_keys:
+        raise audiodiff.ConfigError(f"init_from {folder}: weights do not match cfg.model ({len(result.missing_keys) - len(new)} "
+                                    f"missing, {len(result.unexpected_keys)} unexpected)")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in new:
+                param.zero_()
+    log.info("initialised from %s%s", folder, " (the new global conditioning input starts at zero)" if new else "")
 
 
 def model_config(cfg: DictConfig) -> dict[str, Any]:

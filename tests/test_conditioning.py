@@ -34,7 +34,7 @@ def prompts_for(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", registry.names("conditioner"))
-@pytest.mark.parametrize("route", ["global", "cross"])
+@pytest.mark.parametrize("route", ["global", "cross", "both"])
 def test_conditioner_conformance(name, route):
     c = registry.build("conditioner", conditioner_config(name, route))
     out = c(prompts_for(name))
@@ -94,6 +94,12 @@ def test_routing_and_concatenation():
     other = net_inputs([(g1, "global"), (g2, "global"), (Cond(torch.randn(2, 1, 6)), "cross")])
     both = concat_net_inputs(out, other)
     assert both["context"].shape == (4, 4, 6) and both["context_mask"][2:, 1:].sum() == 0
+    # route "both": the sequence for cross-attention and its masked mean as the global vector
+    routed = net_inputs([(s1, "both")])
+    assert torch.equal(routed["context"], s1.emb) and torch.equal(routed["context_mask"], s1.mask)
+    assert torch.allclose(routed["cond"], torch.stack([s1.emb[0, :2].mean(0), s1.emb[1].mean(0)]))
+    vector = net_inputs([(g1, "both")])
+    assert torch.equal(vector["cond"], g1.emb) and vector["context"].shape == (2, 1, 3)
 
 
 def test_keep_mask_rate():
@@ -108,7 +114,7 @@ def conditional_model(kind: str = "tokens", net: str = "unet1d", route: str = "c
 
 
 @pytest.mark.parametrize("net", ["unet1d", "unet2d"])
-@pytest.mark.parametrize("kind,route", [("label", "global"), ("tokens", "cross"), ("tokens", "global")])
+@pytest.mark.parametrize("kind,route", [("label", "global"), ("tokens", "cross"), ("tokens", "global"), ("tokens", "both")])
 def test_guidance_scale_one_is_conditional_zero_is_unconditional(net, kind, route):
     model = conditional_model(kind, net, route)
     prompts = ["high", "low"] if kind == "label" else ["a dog barks", "wind"]

@@ -340,6 +340,10 @@ def test_eval_cli_writes_reports_and_fails_cleanly(tmp_path, reference, capsys):
     capsys.readouterr()
     assert main(argv[:4] + [str(tmp_path / "none.jsonl")] + argv[5:]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    no_valid = argv[:6] + ["valid"] + argv[7:]  # this manifest has no valid clips
+    assert main(no_valid) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no valid clips" in err
 
 
 def test_mr_stft_loss_stays_finite_and_small_with_a_silent_example():

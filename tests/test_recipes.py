@@ -76,3 +76,36 @@ def test_recipe_errors_are_one_line(tmp_path):
     out = run(REPO / "recipes" / "speech" / "generate.py", f"model_path={tmp_path / 'missing'}",
               f"out_dir={tmp_path}")
     assert out.returncode == 2 and "no model folder" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_init_from_may_add_a_global_route_that_starts_at_zero(tmp_path):
+    """A cross-attention text model fine-tuned with route ``both``: the source's weights load, the new
+    global input starts at zero (same predictions as the source), anything else still refuses."""
+    import torch
+    from conftest import perturb, tiny_config
+
+    sys.path.insert(0, str(REPO / "recipes"))
+    from _common import init_weights
+
+    def model(route: str, **net) -> audiodiff.DiffusionModel:
+        cfg = tiny_config(conditioning={"prompt": {"name": "tokens", "dim": 16, "layers": 1, "heads": 2, "route": route}})
+        cfg["net"].update(net)
+        return audiodiff.DiffusionModel(cfg)
+
+    torch.manual_seed(0)
+    source = perturb(model("cross")).eval()
+    source.save(tmp_path / "src")
+    target = model("both").eval()
+    assert target.config["net"]["cond_dim"] == 16 and "cond_dim" not in source.config["net"]
+    init_weights(target, tmp_path / "src")
+    assert torch.count_nonzero(target.net.embedding.cond_proj.weight) == 0
+    x, sigma = torch.randn(2, *source.sample_shape(10)), torch.tensor([1.0, 4.0])
+    with torch.no_grad():
+        a = source.denoise(x, sigma, **source.encode_prompts(["a dog barks", "wind"]))
+        b = target.denoise(x, sigma, **target.encode_prompts(["a dog barks", "wind"]))
+    assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(audiodiff.ConfigError, match="net or representation differs"):
+        init_weights(model("both", channels=8), tmp_path / "src")
+    model("global").save(tmp_path / "global")  # a global source cannot lose its input
+    with pytest.raises(audiodiff.ConfigError, match="net or representation differs"):
+        init_weights(model("cross"), tmp_path / "global")

@@ -4,7 +4,9 @@ A conditioner (registry kind ``conditioner``) is an ``nn.Module`` that maps a li
 prompt strings to a :class:`Cond`.  The empty string is the null condition (a learned embedding),
 which is what classifier-free guidance's unconditional pass and training-time condition dropout
 use (Ho & Salimans 2022, sec. 3.2).  Its ``route`` says where the net receives it: ``"global"``
-(a vector added to the noise embedding) or ``"cross"`` (a token sequence for cross-attention).
+(a vector added to the noise embedding, so it scales and shifts every residual block), ``"cross"``
+(a token sequence for cross-attention, only at the net's attention levels) or ``"both"`` (the
+sequence for cross-attention and its masked mean as the global vector).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-ROUTES = ("global", "cross")
+ROUTES = ("global", "cross", "both")
+GLOBAL_ROUTES = ("global", "both")  # routes that feed the net's ``cond`` vector
+CROSS_ROUTES = ("cross", "both")  # routes that feed its cross-attention ``context``
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,12 @@ def drop_prompts(prompts: Sequence[str], keep: Sequence[bool]) -> list[str]:
 def net_inputs(conds: Sequence[tuple[Cond, str]]) -> dict[str, torch.Tensor]:
     """Combine routed conditions into the nets' keyword inputs ``cond``, ``context``, ``context_mask``.
 
-    Global vectors are concatenated along features ``(B, sum D)``; token sequences along the
-    sequence ``(B, sum L, D)`` with their masks.
+    Global vectors are concatenated along features ``(B, sum D)`` (a sequence on a global route
+    gives its masked mean); token sequences along the sequence ``(B, sum L, D)`` with their masks
+    (a vector on a cross route is a one-token sequence).  Route ``"both"`` feeds both.
     """
-    globals_ = [c.emb if not c.is_sequence else _pool(c) for c, route in conds if route == "global"]
-    seqs = [c for c, route in conds if route == "cross"]
+    globals_ = [c.emb if not c.is_sequence else _pool(c) for c, route in conds if route in GLOBAL_ROUTES]
+    seqs = [c for c, route in conds if route in CROSS_ROUTES]
     out: dict[str, torch.Tensor] = {}
     if globals_:
         out["cond"] = torch.cat(globals_, dim=-1)

@@ -62,7 +62,8 @@ class TextConditioner(Conditioner):
         model: sentence-transformers model name or folder (default all-MiniLM-L6-v2, bundled).
         encoder_dim: the encoder's output size (384 for MiniLM); checked when the encoder loads.
         dim: output size after the learned projection (``None``: no projection).
-        route: ``"cross"`` (token embeddings, default) or ``"global"`` (sentence embedding).
+        route: ``"cross"`` (token embeddings, default), ``"global"`` (sentence embedding) or
+            ``"both"`` (token embeddings for cross-attention and their mean for the global route).
         source: data field read in training (``"caption"`` or ``"label"``).
         cache_size: prompts whose encoder outputs are kept.
         examples: a few prompts to use for demos.

@@ -36,7 +36,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import atomic_write_bytes, read_config
-from ..data.manifest import ManifestItem
+from ..data.manifest import ManifestItem, read_manifest
 from ..errors import ConfigError
 from ..model import DiffusionModel
 from .classifier import am_score, inception_score, modified_inception_score
@@ -291,6 +291,19 @@ def evaluate(
         timing["resynthesize"] = time.perf_counter() - start
     report["timing"] = {key: round(value, 2) for key, value in timing.items()}
     return report
+
+
+def evaluate_manifest(model: DiffusionModel, manifest: str | Path, num_samples: int, split: str | None = "test",
+                      judge: MelClassifier | str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """:func:`evaluate` against a manifest's ``split`` clips (``None``: all), as ``audiodiff eval`` and the
+    recipes run it: a judge of captions ranks captions by the mean embedding of their clips in the
+    manifest's train split.  ``kwargs`` go to :func:`evaluate`."""
+    reference = read_manifest(manifest, split=split)
+    if not reference:
+        raise ConfigError(f"manifest {manifest} has no {split or 'usable'} clips")
+    judge = resolve_judge(judge, model)
+    caption_items = read_manifest(manifest, split="train") if judge.target == "caption" else None
+    return evaluate(model, reference, num_samples, judge=judge, caption_items=caption_items, **kwargs)
 
 
 def reference_report(reference_items: Sequence[ManifestItem], judge: MelClassifier | str,
