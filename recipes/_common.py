@@ -138,9 +138,8 @@ def init_weights(model: audiodiff.DiffusionModel, folder: Path) -> None:
         raise audiodiff.ConfigError(f"init_from {folder}: weights do not match cfg.model ({len(result.missing_keys) - len(new)} "
                                     f"missing, {len(result.unexpected_keys)} unexpected)")
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in new:
-                param.zero_()
+        for name in new:
+            model.get_parameter(name).zero_()
     log.info("initialised from %s%s", folder, " (the new global conditioning input starts at zero)" if new else "")
 
 
