@@ -6,8 +6,10 @@ one, the dataset prepared from ``../shared/data``) gives ``clips`` held-out clip
 silence, loudness-normalised to -20 dBFS and cut to ``max_seconds``, as the recipes train on.
 Each clip goes to a natural-log mel with the domain model's mel settings and back to audio with:
 
-- our trained Vocos vocoder (``--trained DOMAIN=FOLDER``; by default ``audiodiff/pretrained/<domain>/vocoder``
-  or ``runs/vocoder-<domain>/vocoder``; skipped with a note when there is none yet);
+- our trained Vocos vocoders (``--trained DOMAIN=FOLDER``; by default the shipped ones: the vocoder
+  trained on the domain, ``audiodiff/pretrained/vocoders/vocos-<domain>``, and the shipped model's
+  ``vocoder/``, when they differ; else ``runs/vocoder-<domain>/vocoder``; skipped with a note when
+  there is none yet);
 - Griffin-Lim through torchaudio (audiodiff's ``griffinlim`` vocoder) at 32 and 100 iterations;
 - ``librosa.feature.inverse.mel_to_audio`` (NNLS mel inversion + librosa's Griffin-Lim, 32 iterations).
 
@@ -18,7 +20,8 @@ of wall time (x real time), one clip at a time, on 2 threads.
 
 Then what users hear: each shipped model that has a trained vocoder generates ``generated`` clips
 (prompts: the judge's labels for speech, test captions otherwise; clip ``i`` uses seed ``i``) and
-they are decoded by its vocoder and by Griffin-Lim (64 iterations) from the same mels; the shipped
+they are decoded by its vocoder, by the shipped vocoder trained on its domain when that is another
+one (``vocos-sfx`` for ``sfx``), and by Griffin-Lim (64 iterations) from the same mels; the shipped
 judge scores each set as ``audiodiff eval`` does (Frechet distance to the test clips, accuracy on the
 prompt, and pYIN pitch accuracy for note prompts).
 
@@ -53,7 +56,7 @@ from audiodiff.audio.mel import Mel  # noqa: E402
 from audiodiff.data import prepare, read_manifest  # noqa: E402
 from audiodiff.data.dataset import normalize_loudness, trim_silence  # noqa: E402
 from audiodiff.metrics.spectral import log_mel_l1, mr_stft_distance  # noqa: E402
-from audiodiff.vocoders import GriffinLim, load_vocoder_folder  # noqa: E402
+from audiodiff.vocoders import GriffinLim, list_shipped_vocoders, load_vocoder_folder  # noqa: E402
 
 REPO = common.REPO_ROOT
 RESULTS = Path(__file__).resolve().parent / "results" / "vocoder.md"
@@ -133,23 +136,27 @@ def librosa_vocoder(mel: Mel):
     return decode
 
 
-def trained_folder(domain: str, overrides: dict[str, str]) -> Path | None:
+def trained_folders(domain: str, overrides: dict[str, str]) -> list[Path]:
+    """Our trained vocoders for ``domain``: the ``--trained`` one, else the shipped domain vocoder
+    (``audiodiff/pretrained/vocoders/vocos-DOMAIN``) and the shipped model's ``vocoder/`` (both when
+    they differ, as for sfx, whose model ships the music vocoder), else ``runs/vocoder-DOMAIN/vocoder``."""
     if domain in overrides:
-        return Path(overrides[domain])
-    for folder in (REPO / "audiodiff" / "pretrained" / domain / "vocoder", REPO / "runs" / f"vocoder-{domain}" / "vocoder"):
-        if (folder / "config.json").is_file():
-            return folder
-    return None
+        return [Path(overrides[domain])]
+    shipped = [REPO / "audiodiff" / "pretrained" / "vocoders" / f"vocos-{domain}",
+               REPO / "audiodiff" / "pretrained" / domain / "vocoder"]
+    found = [f for f in shipped if (f / "config.json").is_file()]
+    run = REPO / "runs" / f"vocoder-{domain}" / "vocoder"
+    return found or ([run] if (run / "config.json").is_file() else [])
 
 
 def vocoders_for(domain: Domain, mel: Mel, overrides: dict[str, str]) -> tuple[dict, list[str]]:
     """``{label: log-mel -> wave}`` and notes (e.g. no trained vocoder yet)."""
     notes, out = [], {}
-    folder = trained_folder(domain.name, overrides)
-    if folder is None:
+    folders = trained_folders(domain.name, overrides)
+    if not folders:
         notes.append(f"{domain.name}: no trained vocoder yet (train one with `python recipes/vocoder/train.py "
                      f"domain={domain.name}`), skipped")
-    else:
+    for folder in folders:
         vocoder = load_vocoder_folder(folder)
         if vocoder.mel_settings != mel.settings():
             notes.append(f"{domain.name}: {folder} has other mel settings, skipped")
@@ -196,7 +203,10 @@ def generated_section(settings: Settings) -> str:
             notes.append(f"`{name}`: ships without a trained vocoder, skipped")
             continue
         reference = read_manifest(manifest, split="test")
-        for label, vocoder in (("Vocos (its `vocoder/`)", None), ("Griffin-Lim 64 it.", "griffinlim")):
+        choices = [("Vocos (its `vocoder/`)", None)]
+        if f"vocos-{name}" in list_shipped_vocoders():  # a vocoder trained on the domain, shipped on its own
+            choices.append((f"Vocos `vocos-{name}`", f"vocos-{name}"))
+        for label, vocoder in (*choices, ("Griffin-Lim 64 it.", "griffinlim")):
             start = time.perf_counter()
             report = evaluate(model, reference, settings.generated, prompts=prompts, vocoder=vocoder, seed=0)
             gen = report["generated"]
@@ -208,8 +218,8 @@ def generated_section(settings: Settings) -> str:
             print(f"generated {name} / {label}: FD {gen['frechet_distance']:.1f}, accuracy "
                   f"{gen['prompt_accuracy']:.3f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
     parts = ["## Generated clips through each vocoder (shipped models, shipped judges)", "",
-             "The same generated mels (same prompts and seeds) decoded by the model's trained vocoder and by "
-             "Griffin-Lim; scored as `audiodiff eval` scores them. Frechet distance of the judge's embeddings "
+             "The same generated mels (same prompts and seeds) decoded by the model's trained vocoder, by the "
+             "domain's own shipped vocoder when that is another one, and by Griffin-Lim; scored as `audiodiff eval` scores them. Frechet distance of the judge's embeddings "
              "to the domain's test clips (lower is better), judge accuracy on the prompt (digit, caption or "
              "GM family) and pYIN pitch within a semitone for note prompts (higher is better).", ""]
     if rows:
@@ -253,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"markdown file to write (default: {RESULTS.relative_to(REPO)} for a full run, none with --quick)")
     parser.add_argument("--trained", action="append", default=[], metavar="DOMAIN=FOLDER",
-                        help="our trained vocoder for a domain (default: audiodiff/pretrained/DOMAIN/vocoder, "
-                             "else runs/vocoder-DOMAIN/vocoder)")
+                        help="our trained vocoder for a domain (default: audiodiff/pretrained/vocoders/vocos-DOMAIN "
+                             "and audiodiff/pretrained/DOMAIN/vocoder, else runs/vocoder-DOMAIN/vocoder)")
     parser.add_argument("--generated", type=int, default=None, metavar="N",
                         help=f"generated clips per shipped model and vocoder (default {Settings().generated}, "
                              f"{QUICK.generated} with --quick; 0 skips that table)")

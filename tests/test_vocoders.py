@@ -256,6 +256,15 @@ def test_mismatched_vocoder_is_an_error(model_with_vocoder, tmp_path):
         audiodiff.load(folder)
 
 
+def test_vocoder_spec_errors_are_one_line():
+    with pytest.raises(ConfigError, match="unknown vocoder 'vocos-nope'.*shipped vocoder .*vocos-sfx"):
+        build_vocoder("vocos-nope", SETTINGS)
+    with pytest.raises(ConfigError, match="vocoder must be a registry name.*got int"):
+        build_vocoder(3, SETTINGS)
+    with pytest.raises(SettingsMismatchError, match="sample_rate=16000 vs 8000"):
+        build_vocoder("vocos-sfx", SETTINGS)  # a shipped vocoder, by name, checked like a folder
+
+
 def test_cli_vocoder_override_and_mismatch(model_with_vocoder, tmp_path, capsys):
     from audiodiff.cli import main
 
@@ -273,6 +282,10 @@ def test_cli_vocoder_override_and_mismatch(model_with_vocoder, tmp_path, capsys)
     assert main(["variation", "--model", str(folder), "--input", str(next((tmp_path / "a").glob("*.wav"))),
                  "--strength", "0.5", "--steps", "2", "-q", "--out", str(tmp_path / "d"),
                  "--vocoder", str(tmp_path / "wrong")]) == 2
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "e"), "--vocoder", "vocos-nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown vocoder 'vocos-nope'" in err[0]
     assert main(["info", "--model", str(folder)]) == 0
     assert '"name": "vocos"' in capsys.readouterr().out
 

@@ -6,12 +6,13 @@ representation has other settings is an error (:func:`check_mel_settings`), neve
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from ..errors import SettingsMismatchError
+from ..errors import ConfigError, SettingsMismatchError
 
 
 class Vocoder(nn.Module):
@@ -57,28 +58,46 @@ def _differs(a: Any, b: Any) -> bool:
     return a != b
 
 
+#: trained vocoders shipped on their own (not as a model's ``vocoder/``), by name: ``vocos-sfx``, ...
+SHIPPED_VOCODERS_DIR = Path(__file__).resolve().parent.parent / "pretrained" / "vocoders"
+
+
+def list_shipped_vocoders() -> dict[str, Path]:
+    """Names of the vocoders shipped in ``audiodiff/pretrained/vocoders`` and their folders."""
+    if not SHIPPED_VOCODERS_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(SHIPPED_VOCODERS_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
 def build_vocoder(spec: Any, mel_settings: Mapping[str, Any]) -> Vocoder:
     """A vocoder for a model whose representation has ``mel_settings``.
 
     ``spec`` is a registry name or config (e.g. ``"griffinlim"``, ``{"name": "griffinlim",
-    "n_iter": 64}``), a path to a saved vocoder folder (``config.json`` + ``model.safetensors``), or a
+    "n_iter": 64}``), a path to a saved vocoder folder (``config.json`` + ``model.safetensors``), the
+    name of a shipped vocoder (:func:`list_shipped_vocoders`, e.g. ``"vocos-sfx"``), or a
     ready :class:`Vocoder`.  Settings-free vocoders (Griffin-Lim) are built for ``mel_settings``;
     trained ones must match them (:class:`SettingsMismatchError` otherwise).
     """
-    from pathlib import Path
-
-    from ..registry import accepted_keywords, build, get
+    from ..registry import accepted_keywords, build, get, names
 
     if isinstance(spec, Vocoder):
         vocoder = spec
     elif isinstance(spec, (str, Path)) and Path(spec).is_dir():
         vocoder = load_vocoder_folder(spec)
-    else:
+    elif isinstance(spec, str) and spec in list_shipped_vocoders():
+        vocoder = load_vocoder_folder(list_shipped_vocoders()[spec])
+    elif isinstance(spec, (str, Mapping)):
+        if isinstance(spec, str) and spec not in names("vocoder"):
+            raise ConfigError(f"unknown vocoder {spec!r}: not a folder, a registry name ({', '.join(names('vocoder'))}) "
+                              f"or a shipped vocoder ({', '.join(list_shipped_vocoders()) or 'none'})")
         cfg = {"name": spec} if isinstance(spec, str) else dict(spec)
         keywords = accepted_keywords(get("vocoder", cfg.get("name", "")))
         takes_settings = keywords is None or "n_mels" in keywords
         settings = {k: v for k, v in mel_settings.items() if k not in cfg} if takes_settings else {}
         vocoder = build("vocoder", {**cfg, **settings})
+    else:
+        raise ConfigError(f"vocoder must be a registry name, a config mapping, a vocoder folder or an "
+                          f"audiodiff.vocoders.Vocoder, got {type(spec).__name__}")
     check_mel_settings(vocoder.mel_settings, mel_settings)
     return vocoder
 
