@@ -25,7 +25,7 @@ def test_shipped_model_generates(name):
     assert torch.isfinite(wave).all() and wave.abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("name", ["speech", "music", "sfx"])
+@pytest.mark.parametrize("name", ["speech", "music", "sfx", "sfx-uncond"])
 def test_shipped_vocoders_are_trained_and_match(name):
     model = audiodiff.load(name)
     vocoder = model.default_vocoder
