@@ -142,9 +142,8 @@ def trained_folders(domain: str, overrides: dict[str, str]) -> list[Path]:
     they differ, as for sfx, whose model ships the music vocoder), else ``runs/vocoder-DOMAIN/vocoder``."""
     if domain in overrides:
         return [Path(overrides[domain])]
-    shipped = [REPO / "audiodiff" / "pretrained" / "vocoders" / f"vocos-{domain}",
-               REPO / "audiodiff" / "pretrained" / domain / "vocoder"]
-    found = [f for f in shipped if (f / "config.json").is_file()]
+    shipped = (list_shipped_vocoders().get(f"vocos-{domain}"), REPO / "audiodiff" / "pretrained" / domain / "vocoder")
+    found = [f for f in shipped if f is not None and (f / "config.json").is_file()]
     run = REPO / "runs" / f"vocoder-{domain}" / "vocoder"
     return found or ([run] if (run / "config.json").is_file() else [])
 

@@ -80,16 +80,18 @@ def build_vocoder(spec: Any, mel_settings: Mapping[str, Any]) -> Vocoder:
     """
     from ..registry import accepted_keywords, build, get, names
 
+    unregistered = isinstance(spec, str) and spec not in names("vocoder")
+    shipped = list_shipped_vocoders() if unregistered else {}
     if isinstance(spec, Vocoder):
         vocoder = spec
     elif isinstance(spec, (str, Path)) and Path(spec).is_dir():
         vocoder = load_vocoder_folder(spec)
-    elif isinstance(spec, str) and spec in list_shipped_vocoders():
-        vocoder = load_vocoder_folder(list_shipped_vocoders()[spec])
+    elif unregistered and spec in shipped:
+        vocoder = load_vocoder_folder(shipped[spec])
     elif isinstance(spec, (str, Mapping)):
-        if isinstance(spec, str) and spec not in names("vocoder"):
+        if unregistered:
             raise ConfigError(f"unknown vocoder {spec!r}: not a folder, a registry name ({', '.join(names('vocoder'))}) "
-                              f"or a shipped vocoder ({', '.join(list_shipped_vocoders()) or 'none'})")
+                              f"or a shipped vocoder ({', '.join(shipped) or 'none'})")
         cfg = {"name": spec} if isinstance(spec, str) else dict(spec)
         keywords = accepted_keywords(get("vocoder", cfg.get("name", "")))
         takes_settings = keywords is None or "n_mels" in keywords
