@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--sampler-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                      help="sampler option, e.g. eta=0.5 (repeatable)")
     gen.add_argument("--spacing", choices=list(SPACINGS), default=None)
+    gen.add_argument("--sigma-min", type=float, default=None,
+                     help="last noise level before the final step to 0 (default: the model's)")
     gen.add_argument("--seed", type=int, default=None, help="base seed; clip i uses seed + i")
     gen.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     gen.add_argument("--batch-size", type=_positive_int, default=16)
@@ -292,7 +294,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sampler = _sampler_spec(args, model)
     seconds = check_seconds(model, args.seconds, long_form=True)
     clip_prompts, _ = check_prompts(model, prompts, args.negative_prompt, args.num_samples)
-    steps = len(inference_sigmas(model, args.steps, args.spacing)) - 1
+    steps = len(inference_sigmas(model, args.steps, args.spacing, args.sigma_min)) - 1
     batches = -(-len(clip_prompts) // args.batch_size)
     bar, callback = _progress(steps * batches * _windows(model, seconds, args.overlap), args.quiet)
     try:
@@ -300,7 +302,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
                          seconds=args.seconds, steps=args.steps,
                          sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
-                         batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap)
+                         batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap,
+                         sigma_min=args.sigma_min)
     finally:
         if bar is not None:
             bar.close()

@@ -94,12 +94,15 @@ def sampler_config(sampler: Any) -> dict[str, Any]:
         return {"name": getattr(sampler, "registry_name", type(sampler).__name__)}
 
 
-def inference_sigmas(model: DiffusionModel, steps: int | None = None, spacing: str | None = None) -> torch.Tensor:
-    """``(steps + 1,)`` descending sigmas of the model's schedule ending in 0."""
+def inference_sigmas(model: DiffusionModel, steps: int | None = None, spacing: str | None = None,
+                     sigma_min: float | None = None) -> torch.Tensor:
+    """``(steps + 1,)`` descending sigmas of the model's schedule ending in 0; ``steps``, ``spacing`` and
+    ``sigma_min`` (the last noise level before the final step) default to the model's."""
     steps = int(model.config["steps"] if steps is None else steps)
     spacing = spacing or model.config["spacing"]
+    sigma_min = model.config.get("sigma_min") if sigma_min is None else sigma_min
     try:
-        return model.schedule.inference_sigmas(steps, spacing)
+        return model.schedule.inference_sigmas(steps, spacing, sigma_min)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -263,6 +266,7 @@ def generate(
     spacing: str | None = None,
     device: torch.device | str | None = None,
     overlap: float = 0.5,
+    sigma_min: float | None = None,
 ) -> list[Audio]:
     """Generate ``num_samples`` clips (per prompt).
 
@@ -287,6 +291,9 @@ def generate(
         spacing: timestep spacing ``"leading"``, ``"trailing"`` or ``"linspace"`` (default: model's).
         device: where to run (default: the model's device).
         overlap: for long clips, the fraction in (0, 1) of a window shared with the one before.
+        sigma_min: the smallest noise level the sampler visits before its final step to 0, which
+            returns the denoised estimate there (default: the model's ``sigma_min``, else the
+            schedule's smallest).
 
     Returns:
         ``num_samples * len(prompts)`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.
@@ -304,7 +311,7 @@ def generate(
         model = model.to(device)
     model.eval()
     sampler_obj = resolve_sampler(sampler, model)
-    sigmas = inference_sigmas(model, steps, spacing)
+    sigmas = inference_sigmas(model, steps, spacing, sigma_min)
     vocoder_obj = resolve_vocoder(model, vocoder)
     seed = random.randrange(2**31) if seed is None else int(seed)
     frames = model.representation.frames_for(seconds)
@@ -314,6 +321,7 @@ def generate(
 
         plan = plan_windows(model, frames, overlap)
     common = base_metadata(model, sampler_obj, sigmas, spacing, seconds, vocoder_obj)
+    common["sigma_min"] = model.config.get("sigma_min") if sigma_min is None else float(sigma_min)
     if model.is_conditional:
         common.update(guidance_scale=scale, guidance_rescale=guidance_rescale)
     total = len(prompts)

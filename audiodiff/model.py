@@ -41,6 +41,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "sampler": {"name": "ddim"},
     "steps": 50,
     "spacing": "trailing",
+    # the last noise level of the inference ladder before its final step to 0 (None: the schedule's)
+    "sigma_min": None,
     "seconds": 1.0,
     "conditioning": {},
     "cond_dropout": 0.1,

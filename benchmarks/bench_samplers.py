@@ -79,6 +79,8 @@ class Settings:
     seed: int = 0
     floor_splits: int = 10
     guidance_scale: float | None = None  # None: the model's
+    spacing: str | None = None  # None: the model's
+    sigma_min: float | None = None  # None: the model's
 
     def cells(self) -> list[tuple[str, int]]:
         """``(sampler, steps)`` in run order: the grid, the extra cells, then the aim's cells."""
@@ -196,7 +198,8 @@ def run_cell(model, judge, ref: Reference, prompts: list[str], sampler: str, ste
     try:
         start = time.perf_counter()
         waves, _ = generate_waves(model, len(prompts), prompts, steps=steps, sampler=sampler, seed=settings.seed,
-                                  batch_size=settings.batch_size, guidance_scale=settings.guidance_scale)
+                                  batch_size=settings.batch_size, guidance_scale=settings.guidance_scale,
+                                  spacing=settings.spacing, sigma_min=settings.sigma_min)
         seconds = time.perf_counter() - start
     finally:
         counter.remove()
@@ -275,7 +278,9 @@ def report(model_name: str, model, judge, ref: Reference, cells: list[dict], set
     parts = [
         f"Model `{model_name}` ({model.num_parameters() / 1e6:.2f} M parameters, {model.sample_rate} Hz, "
         f"{model.seconds:g} s clips, guidance scale {settings.guidance_scale if settings.guidance_scale is not None else model.config['guidance_scale']}, "
-        f"`{model.config['spacing']}` spacing, vocoder {vocoder_label(model)}). Judge `speech` "
+        f"`{settings.spacing or model.config['spacing']}` spacing, ladder down to sigma "
+        f"{settings.sigma_min or model.config.get('sigma_min') or 'the schedule minimum'} before the last step, "
+        f"vocoder {vocoder_label(model)}). Judge `speech` "
         f"(`{common.repo_relative(getattr(judge, 'source', 'shipped'))}`). {n} clips per cell: prompts the ten digits in turn, clip i seed "
         f"{settings.seed} + i, the same in every cell; generated in batches of {settings.batch_size}. Reference: "
         f"{len(ref.emb)} FSDD test clips (takes 0-4); the judge's accuracy on them is "
@@ -388,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="clips per generate batch (default 25)")
     parser.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (default 0)")
     parser.add_argument("--guidance-scale", type=float, default=None, help="default: the model's")
+    parser.add_argument("--spacing", default=None, help="noise ladder (default: the model's)")
+    parser.add_argument("--sigma-min", type=float, default=None,
+                        help="last noise level before the final step (default: the model's)")
     parser.add_argument("--threads", type=int, default=THREADS, help="torch threads (default 2; others only for debugging)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"markdown file to write (default: {RESULTS.relative_to(common.REPO_ROOT)} "
@@ -399,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                  "steps": tuple(args.steps) if args.steps else None,
                  "extra_cells": () if args.steps else None}  # explicit steps: no ddpm at 1000
     settings = replace(settings, seed=args.seed, aim=not args.no_aim, guidance_scale=args.guidance_scale,
+                       spacing=args.spacing, sigma_min=args.sigma_min,
                        **{k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(settings.samplers) - set(audiodiff.names("sampler")))
     if unknown or settings.num_samples < 2 or settings.batch_size < 1 or min(settings.steps) < 1:

@@ -179,6 +179,25 @@ def emit_report(text: str, out: str | Path | None) -> None:
         print(f"\nwrote {write_report(out, text)}", file=sys.stderr)
 
 
+def repeated_option(argv: list[str] | None, flag: str, settings: Sequence[dict], key: str) -> list[str]:
+    """Take every ``flag VALUE`` out of ``argv`` (default ``sys.argv[1:]``); when there are any, set
+    ``settings[i][key]`` to their list.  Returns what is left of ``argv`` for :func:`benchmark_main`."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    values = []
+    while flag in argv:
+        i = argv.index(flag)
+        if i + 1 == len(argv):
+            raise SystemExit(f"{flag} needs a value")
+        values.append(argv[i + 1])
+        del argv[i:i + 2]
+    for s in settings:
+        if values:
+            s[key] = values
+    return argv
+
+
 def benchmark_main(title: str, results: Path, run: Callable[[Any], str], full: Any, quick: Any,
                    argv: list[str] | None, description: str, quick_help: str) -> int:
     """The command line every simple benchmark shares: ``--quick`` (``quick`` settings, print only)

@@ -57,3 +57,18 @@ def test_ddim_any_step_count(tiny_model):
     for steps in (1, 1000):
         clip = audiodiff.generate(tiny_model, steps=steps, seed=0, seconds=0.05)[0]
         assert torch.isfinite(clip.waveform).all()
+
+
+def test_sigma_min_ends_the_ladder_from_the_call_or_the_model_config(tiny_model, tmp_path):
+    seen = []
+    clip = audiodiff.generate(tiny_model, steps=4, spacing="karras", sigma_min=0.5, seed=3,
+                              callback=lambda info: seen.append(float(info["sigma"])))[0]
+    assert seen[-1] == pytest.approx(0.5) and clip.metadata["sigma_min"] == 0.5
+    default = audiodiff.generate(tiny_model, steps=4, spacing="karras", seed=3)[0]
+    assert default.metadata["sigma_min"] is None
+    assert not torch.allclose(default.features, clip.features)
+    tiny_model.config["sigma_min"] = 0.5  # the model's own default, saved with it
+    again = audiodiff.generate(audiodiff.load(tiny_model.save(tmp_path / "m")), steps=4, spacing="karras", seed=3)[0]
+    assert again.metadata["sigma_min"] == 0.5 and torch.allclose(again.features, clip.features, atol=1e-5)
+    with pytest.raises(ConfigError, match="sigma_min must be in"):
+        audiodiff.generate(tiny_model, sigma_min=-1.0)

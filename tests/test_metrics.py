@@ -355,3 +355,18 @@ def test_mr_stft_loss_stays_finite_and_small_with_a_silent_example():
     fake = real + 1e-3 * torch.randn_like(real)
     loss = mr_stft_loss(fake, real)
     assert torch.isfinite(loss) and float(loss) < 5.0, float(loss)
+
+
+def test_speed_perturbation_resamples_and_defaults_to_nothing():
+    from audiodiff.metrics.judge_training import JudgeTrainConfig, change_speed
+
+    clip = torch.sin(torch.arange(8000) / 8000 * 2 * math.pi * 200)  # 200 Hz for 1 s at 8 kHz
+    g = torch.Generator().manual_seed(0)
+    assert change_speed(clip, (1.0, 1.0), g) is clip  # off: the same tensor, no random draw
+    assert g.initial_seed() == 0 and torch.equal(torch.rand(1, generator=g), torch.rand(1, generator=torch.Generator().manual_seed(0)))
+    fast = change_speed(clip, (1.25, 1.25), torch.Generator().manual_seed(0))
+    assert fast.shape == (6400,)  # 1.25 x as fast: 0.8 s, and 250 Hz
+    crossings = ((fast[1:] > 0) & (fast[:-1] <= 0)).sum().item()
+    assert abs(crossings - 200) <= 2  # 250 Hz over 0.8 s
+    with pytest.raises(ConfigError, match="speed_range"):
+        JudgeTrainConfig(speed_range=(1.2, 0.9))

@@ -31,7 +31,7 @@ def test_unknown_name_lists_valid_names():
 
 
 def test_wrong_keyword_lists_valid_keywords():
-    with pytest.raises(ConfigError, match=r"schedule 'linear' got unknown keyword\(s\) beta_max; valid keywords: num_steps, beta_start, beta_end"):
+    with pytest.raises(ConfigError, match=r"schedule 'linear' got unknown keyword\(s\) beta_max; valid keywords: num_steps, train_sigmas, p_mean, p_std, beta_start, beta_end"):
         registry.build("schedule", {"name": "linear", "beta_max": 0.1})
 
 

@@ -250,3 +250,53 @@ def test_a_leap_from_a_vp_sigma_max_keeps_the_gaussian_std(name, monkeypatch):
     assert abs(std() - s) < 0.1 * s
     monkeypatch.setattr(S, "LEAP_RATIO", float("inf"))  # the plain update on the leap
     assert abs(std() - s) > s, "without the leap rule this ladder breaks the sampler"
+
+
+# -- where the ladder ends, and how training draws noise levels -------------------------------------
+@pytest.mark.parametrize("spacing", SPACINGS)
+def test_sigma_min_ends_every_ladder_at_or_above_it(spacing):
+    schedule = CosineSchedule()
+    for steps in (1, 5, 25):
+        sigmas = schedule.inference_sigmas(steps, spacing, sigma_min=0.6)
+        assert len(sigmas) == steps + 1 and sigmas[-1] == 0 and (sigmas[:-1] > sigmas[1:]).all()
+        assert sigmas[0].item() == pytest.approx(schedule.sigma_max, rel=1e-5) or spacing == "leading"
+        assert sigmas[-2].item() >= 0.6 * (1 - 1e-4)
+        if steps > 1 and spacing in ("karras", "exponential", "linspace"):
+            assert sigmas[-2].item() == pytest.approx(0.6, rel=0.02)  # linspace: the nearest timestep
+    # no sigma_min is the schedule's own smallest level: the ladders are unchanged
+    assert torch.equal(schedule.inference_sigmas(10, "trailing", None), schedule.inference_sigmas(10, "trailing"))
+
+
+def test_timesteps_from_first_span_the_rest_of_the_table():
+    schedule = CosineSchedule()
+    t = schedule.timesteps(4, "trailing", first=200)
+    assert t.tolist() == [999, 799, 599, 399]  # n = 800: 200 + round(800 - k 200) - 1
+    assert schedule.timesteps(4, "leading", first=200).tolist() == [800, 600, 400, 200]
+    assert schedule.timesteps(3, "linspace", first=200).tolist() == [999, 600, 200]
+    with pytest.raises(ValueError, match="between 1 and the 800"):
+        schedule.timesteps(801, "trailing", first=200)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), 1e9])
+def test_bad_sigma_min_is_an_error(bad):
+    with pytest.raises(ValueError, match="sigma_min must be in"):
+        CosineSchedule().inference_sigmas(5, "karras", sigma_min=bad)
+
+
+def test_lognormal_training_sigmas_follow_p_mean_and_p_std():
+    schedule = CosineSchedule(train_sigmas="lognormal", p_mean=-0.6, p_std=1.4)
+    sigmas = schedule.sample_sigmas(100_000, torch.Generator().manual_seed(0))
+    assert sigmas.min() >= schedule.sigma_min and sigmas.max() <= schedule.sigma_max
+    assert sigmas.log().median().item() == pytest.approx(-0.6, abs=0.02)
+    inner = sigmas.log()[(sigmas > 0.05) & (sigmas < 5)]  # away from the clamps
+    assert inner.numel() > 50_000
+    # uniform timesteps on the cosine schedule put far fewer draws below sigma 0.3
+    uniform = CosineSchedule().sample_sigmas(100_000, torch.Generator().manual_seed(0))
+    assert (uniform < 0.3).float().mean() < 0.2 < 0.3 < (sigmas < 0.3).float().mean()
+
+
+@pytest.mark.parametrize("kwargs, match", [({"train_sigmas": "normal"}, "unknown train_sigmas"),
+                                           ({"p_std": 0.0}, "p_std > 0"), ({"p_mean": float("inf")}, "finite")])
+def test_bad_training_sigma_settings_are_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CosineSchedule(**kwargs)

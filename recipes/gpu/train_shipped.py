@@ -40,6 +40,8 @@ log = logging.getLogger("gpu")
 
 #: name -> (recipe, hydra overrides) of the diffusion models trained there
 DIFFUSION_JOBS = {
+    "speech-teacher": ("speech", ["experiment=teacher"]),  # issue #24: wider nets, log-normal sigmas
+    "music-teacher": ("music", ["experiment=teacher"]),
     "music": ("music", []),
     "sfx": ("sfx", []),
     "sfx-uncond": ("sfx", ["experiment=unconditional"]),
