@@ -97,8 +97,14 @@ def _draw(key: str, low: int, high: int) -> int:
     return low + int(hashlib.sha256(key.encode()).hexdigest(), 16) % (high - low + 1)
 
 
-def espeak_digits(root: Path, words=DIGIT_WORDS) -> list[ManifestItem]:
-    """Each digit word spoken by espeak-ng in every accent x variant, as WAVs cached in ``root``.
+def espeak_voices(limit: int | None = None) -> list[tuple[str, str]]:
+    """``(accent, variant)`` pairs: every accent with every variant, or the first ``limit`` of them."""
+    voices = [(accent, variant) for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS]
+    return voices if limit is None else voices[:limit]
+
+
+def espeak_digits(root: Path, voices: list[tuple[str, str]], words=DIGIT_WORDS) -> list[ManifestItem]:
+    """Each digit word spoken by espeak-ng in each ``(accent, variant)`` voice, as WAVs cached in ``root``.
 
     Each voice gets its own pitch (30-70) and rate (130-190 words per minute); a fifth of the
     variants (by hash) are the ``valid`` split, the rest ``train``.
@@ -107,19 +113,18 @@ def espeak_digits(root: Path, words=DIGIT_WORDS) -> list[ManifestItem]:
         raise ConfigError("the speech judge needs espeak-ng for its extra voices: apt-get install espeak-ng")
     root.mkdir(parents=True, exist_ok=True)
     items = []
-    for accent in ESPEAK_ACCENTS:
-        for variant in ESPEAK_VARIANTS:
-            voice = f"{accent}+{variant}"
-            pitch, rate = _draw(voice + "/pitch", 30, 70), _draw(voice + "/rate", 130, 190)
-            split = "valid" if _draw(variant, 0, 4) == 0 else "train"
-            for word in words:
-                path = root / f"{word}_{accent}_{variant}.wav"
-                if not path.is_file():
-                    tmp = path.with_suffix(".tmp.wav")
-                    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(rate), "-w", str(tmp), word],
-                                   check=True, capture_output=True)
-                    tmp.replace(path)
-                items.append(ManifestItem(str(path), 0.0, 22050, caption=word, label=word, split=split))
+    for accent, variant in voices:
+        voice = f"{accent}+{variant}"
+        pitch, rate = _draw(voice + "/pitch", 30, 70), _draw(voice + "/rate", 130, 190)
+        split = "valid" if _draw(variant, 0, 4) == 0 else "train"
+        for word in words:
+            path = root / f"{word}_{accent}_{variant}.wav"
+            if not path.is_file():
+                tmp = path.with_suffix(".tmp.wav")
+                subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(rate), "-w", str(tmp), word],
+                               check=True, capture_output=True)
+                tmp.replace(path)
+            items.append(ManifestItem(str(path), 0.0, 22050, caption=word, label=word, split=split))
     return items
 
 
@@ -157,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-clips", type=int, default=None, help="sfx: captions with at least this many clips (default 3)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--espeak-voices", type=int, default=None,
+                        help="speech: how many espeak-ng voices besides FSDD (default: all 203; 0: none)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
     args = parser.parse_args(argv)
@@ -166,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     items = []
     for layout, root, options in spec["sources"]:
         items += prepare(layout, args.root if args.root and len(spec["sources"]) == 1 else root, **options)
-    if spec.get("espeak"):
-        items += espeak_digits(REPO / "data" / "judges" / "espeak")
+    voices = espeak_voices(args.espeak_voices) if spec.get("espeak") else []
+    if voices:
+        items += espeak_digits(REPO / "data" / "judges" / "espeak", voices)
     labels = choose_labels(spec, items, args.min_clips or spec.get("min_clips"))
     items = [item for item in items if class_of(spec["target"], item) in labels]
     split = {name: [i for i in items if i.split == name] for name in ("train", "valid", "test")}
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                                 labels=labels, judge_kwargs={"target": spec["target"]}, seed=args.seed,
                                 **spec.get("train", {}))
     report["test_accuracy"] = test_accuracy(judge, split["test"])
-    report["num_espeak_voices"] = len(ESPEAK_ACCENTS) * len(ESPEAK_VARIANTS) if spec.get("espeak") else 0
+    report["num_espeak_voices"] = len(voices)
     report["num_test"] = len(split["test"])
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
     folder = judge.save(args.out, dtype=torch.float16 if args.fp16 else None, training=report)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import audiodiff
@@ -109,3 +110,24 @@ def test_init_from_may_add_a_global_route_that_starts_at_zero(tmp_path):
     model("global").save(tmp_path / "global")  # a global source cannot lose its input
     with pytest.raises(audiodiff.ConfigError, match="net or representation differs"):
         init_weights(model("cross"), tmp_path / "global")
+
+
+def test_speech_judge_voices_render_once_with_their_own_pitch_and_split(tmp_path):
+    sys.path.insert(0, str(REPO / "recipes"))
+    import judges
+
+    voices = [("en-us", "m1"), ("en-us", "f2"), ("en-gb", "m1"), ("en-gb", "f2")]
+    items = judges.espeak_digits(tmp_path, voices, words=("seven", "two"))
+    assert len(items) == 8 and {i.label for i in items} == {"seven", "two"} and all(i.caption == i.label for i in items)
+    waves = [audiodiff.audio.load_audio(i.path, 8000)[0] for i in items]
+    assert all(0.2 < w.shape[-1] / 8000 < 1.5 and w.abs().max() > 0.05 for w in waves)  # real speech, at 8 kHz
+    # the same word in another voice is other audio; a second call reuses the files
+    assert not torch.equal(waves[0][..., :1000], waves[2][..., :1000])
+    stamp = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    judges.espeak_digits(tmp_path, voices, words=("seven", "two"))
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamp
+    # each voice's pitch, rate and split are fixed by its name
+    assert judges._draw("en-us+m1/pitch", 30, 70) == judges._draw("en-us+m1/pitch", 30, 70)
+    splits = {v: judges._draw(v, 0, 4) == 0 for v in judges.ESPEAK_VARIANTS}
+    assert 0 < sum(splits.values()) < len(splits) / 2  # some variants are held out, most train
+    assert len(judges.espeak_voices()) == 203 and judges.espeak_voices(3) == judges.espeak_voices()[:3]
