@@ -317,12 +317,17 @@ def test_judges_recipe_runs(shared_data, tmp_path):
 
     script = Path(__file__).resolve().parents[1] / "recipes" / "judges.py"
     out = subprocess.run([sys.executable, str(script), "speech", "--out", str(tmp_path / "judge"), "--steps", "3",
-                          "--root", str(shared_data / "fsdd"), "--fp16", "--espeak-voices", "2"], capture_output=True, text=True, timeout=600)
+                          "--root", str(shared_data / "fsdd"), "--fp16", "--espeak-voices", "2", "--set", "noise_prob=0",
+                          "--set", "speed_range=[0.9,1.1]"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "held-out test accuracy" in out.stdout
     judge = load_judge(tmp_path / "judge")
     assert judge.labels[0] == "zero" and judge.training_report["steps"] == 3
-    assert judge.training_report["num_espeak_voices"] == 2 and judge.training_report["config"]["noise_prob"] == 0.0
+    assert judge.training_report["num_espeak_voices"] == 2 and judge.training_report["config"]["noise_prob"] == 0
+    assert judge.training_report["config"]["speed_range"] == [0.9, 1.1]
+    bad = subprocess.run([sys.executable, str(script), "speech", "--out", str(tmp_path / "j2"), "--set", "stepz=3"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "stepz" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_eval_cli_writes_reports_and_fails_cleanly(tmp_path, reference, capsys):
