@@ -15,10 +15,11 @@ Two layers, so that the first is testable without a browser or Gradio:
 - :func:`build_app` lays the page out with Gradio (the ``ui`` extra) and :func:`launch` serves it.
   Every :class:`~audiodiff.errors.AudiodiffError` becomes a short message on the page; the server
   keeps running.  One job runs at a time (a queue), since one job already uses the CPU's threads.
+  Stop cancels the running job of its browser tab at the sampler's next step (:class:`Cancelled`).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: gradio reads a handler's annotations (``gr.Request``)
+# as objects at run time.
 import itertools
 import logging
 import shlex
@@ -29,12 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import AudiodiffError, ConfigError
+from .errors import AudioError, AudiodiffError, ConfigError
 
 log = logging.getLogger(__name__)
 
-#: audio players on the page; further clips are in the file list
+#: clips shown with a player, a mel image and downloads; further ones are in the job's file list
 MAX_PLAYERS = 8
+
+#: the longest clip the page takes as input to an edit (the CLI takes any length)
+MAX_INPUT_SECONDS = 60.0
 
 #: operation -> (CLI command, public function name in ``audiodiff``)
 OPERATIONS: dict[str, tuple[str, str]] = {
@@ -74,6 +78,10 @@ def cli_command(operation: str, model: str, kwargs: Mapping[str, Any], plot: boo
     return shlex.join(argv)
 
 
+class Cancelled(AudiodiffError):
+    """A page job stopped by its Stop button."""
+
+
 @dataclass
 class Result:
     """What one job made: its clips, where they were written, and the command that makes them."""
@@ -85,13 +93,16 @@ class Result:
     seconds: float
 
     @property
-    def pngs(self) -> list[Path]:
-        return [p.with_suffix(".png") for p in self.paths if p.with_suffix(".png").is_file()]
+    def seed(self) -> int | None:
+        """The job's base seed (clip ``i`` used ``seed + i``), or ``None`` for a deterministic edit."""
+        return self.clips[0].metadata.get("seed")
 
     def summary(self) -> str:
-        """One line for the page: how many clips, how long it took, where they are."""
+        """One line for the page: how many clips, their seed, how long it took, where they are."""
         n = len(self.clips)
-        return f"Made {n} clip{'s' if n != 1 else ''} in {self.seconds:.1f} s, written to `{self.folder}`."
+        seed = "" if self.seed is None else f" with seed {self.seed}"
+        more = f"; the first {MAX_PLAYERS} are shown" if n > MAX_PLAYERS else ""
+        return f"Made {n} clip{'s' if n != 1 else ''}{seed} in {self.seconds:.1f} s, written to `{self.folder}`{more}."
 
 
 class Studio:
@@ -118,16 +129,19 @@ class Studio:
             raise ConfigError("choose a model")
         with self._lock:
             if name not in self._models:
-                self._models[name] = load(name, device=self.device).eval()
+                self._models[name] = load(name, device=self.device)
             return self._models[name]
 
     def run(self, operation: str, model_name: str, plot: bool = False,
-            callback: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any) -> Result:
+            callback: Callable[[dict[str, Any]], None] | None = None, cancel: threading.Event | None = None,
+            **kwargs: Any) -> Result:
         """Run ``operation`` on ``model_name`` with ``kwargs`` (``None``: the function's default) and save the clips.
 
-        Input audio (``audio``, ``audio_a``, ``audio_b``: file paths) is copied into the job's folder
-        first, so the sidecars and the command name files that stay.  A blank ``seed`` is drawn by
-        the function; the drawn one goes into the command.
+        Input audio (``audio``, ``audio_a``, ``audio_b``: file paths) is checked (:func:`check_input`)
+        and copied into the job's folder first, so the sidecars and the command name files that stay.
+        A blank ``seed`` is drawn by the function; the drawn one goes into the command.  ``callback``
+        gets every sampler step; once ``cancel`` is set, the next step raises :class:`Cancelled`.
+        With ``plot``, each clip also gets a mel-spectrogram PNG (the ``plot`` extra).
         """
         import audiodiff
 
@@ -136,18 +150,26 @@ class Studio:
         if plot:
             from .plot import save_mel_png  # noqa: F401  (fail before sampling if matplotlib is missing)
         model = self.model(model_name)
-        folder = self.new_folder(operation)
         kwargs = {key: value for key, value in kwargs.items() if value is not None}
         if operation == "generate":
             kwargs.setdefault("batch_size", 1)  # see the module docstring: every sidecar alone remakes its clip
         for key in AUDIO_ARGS:
             if key in kwargs:
-                kwargs[key] = str(copy_input(kwargs[key], folder, "input2" if key == "audio_b" else "input"))
-        function = getattr(audiodiff, OPERATIONS[operation][1])
-        start = time.perf_counter()
-        clips = function(model, callback=callback, **kwargs)
-        seconds = time.perf_counter() - start
-        if "seed" in clips[0].metadata and clips[0].metadata["seed"] is not None:
+                check_input(kwargs[key])
+        folder = self.new_folder(operation)
+        try:
+            for key in AUDIO_ARGS:
+                if key in kwargs:
+                    stem = "input2" if key == "audio_b" else "input"
+                    kwargs[key] = str(shutil.copyfile(kwargs[key], folder / (stem + (Path(kwargs[key]).suffix or ".wav"))))
+            start = time.perf_counter()
+            function = getattr(audiodiff, OPERATIONS[operation][1])
+            clips = function(model, callback=stoppable(callback, cancel), **kwargs)
+            seconds = time.perf_counter() - start
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing was made: no folder of inputs alone
+            raise
+        if clips[0].metadata.get("seed") is not None:
             kwargs["seed"] = clips[0].metadata["seed"]  # the base seed (clip i used seed + i)
         command = cli_command(operation, model_name, kwargs, plot)
         paths = []
@@ -172,12 +194,39 @@ class Studio:
                 raise ConfigError(f"cannot write to output folder {self.out_dir}: {exc.strerror or exc}") from None
 
 
-def copy_input(path: str | Path, folder: Path, stem: str) -> Path:
-    """Copy an input audio file into ``folder`` as ``stem`` + its suffix; an error if it cannot be read."""
-    source = Path(path)
-    if not source.is_file():
-        raise ConfigError(f"input audio {source} is not a file")
-    return Path(shutil.copyfile(source, folder / (stem + (source.suffix or ".wav"))))
+def stoppable(callback: Callable[[dict[str, Any]], None] | None,
+              cancel: threading.Event | None) -> Callable[[dict[str, Any]], None] | None:
+    """``callback`` that first raises :class:`Cancelled` once ``cancel`` is set (``None``: never)."""
+    if cancel is None:
+        return callback
+
+    def step(info: dict[str, Any]) -> None:
+        if cancel.is_set():
+            raise Cancelled("stopped before it finished; nothing was saved")
+        if callback is not None:
+            callback(info)
+
+    return step
+
+
+def check_input(path: str | Path, limit: float = MAX_INPUT_SECONDS) -> float:
+    """The length in seconds of an input audio file; an error if it is not audio or longer than ``limit``."""
+    import soundfile as sf
+
+    name = Path(path).name
+    if not Path(path).is_file():
+        raise AudioError(f"input audio {name} is not a file")
+    try:
+        info = sf.info(str(path))
+    except Exception:  # soundfile raises LibsndfileError, RuntimeError, ...
+        raise AudioError(f"{name} is not an audio file soundfile can read (WAV, FLAC, OGG, MP3)") from None
+    if info.frames == 0:
+        raise AudioError(f"{name} has no samples")
+    seconds = info.frames / info.samplerate
+    if seconds > limit:
+        raise AudioError(f"{name} is {seconds:.0f} s long; the page edits clips up to {limit:g} s "
+                         "(the audiodiff command line takes any length)")
+    return seconds
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -201,16 +250,18 @@ def describe(model: Any, name: str) -> str:
     cfg = model.config
     sampler = cfg["sampler"]["name"] if isinstance(cfg["sampler"], Mapping) else cfg["sampler"]
     kinds = sorted({getattr(c, "registry_name", "prompt") for c in model.conditioners.values()})
-    lines = [f"**{name}**: {model.sample_rate} Hz, {model.seconds:g} s window; "
-             + (f"conditioned on {', '.join(kinds)} prompts" if model.is_conditional else "unconditional (no prompt)")
-             + f". Defaults: {sampler}, {cfg['steps']} steps"
-             + (f", guidance {float(cfg['guidance_scale']):g}" if model.is_conditional else "") + "."]
-    examples = list(dict.fromkeys(model.demo_prompts(12) or []))
-    if examples:
-        lines.append("Prompts it knows, e.g.: " + ", ".join(f"`{p}`" for p in examples))
+    text = (f"**{name}**: {model.sample_rate} Hz, {model.seconds:g} s window; "
+            + (f"conditioned on {', '.join(kinds)} prompts" if model.is_conditional else "unconditional (no prompt)")
+            + f". Defaults: {sampler}, {cfg['steps']} steps"
+            + (f", guidance {float(cfg['guidance_scale']):g}" if model.is_conditional else "") + ".")
     if model.is_conditional and not model.can_run_unconditionally:
-        lines.append("It needs a prompt.")
-    return "  \n".join(lines)
+        text += " It needs a prompt."
+    return text
+
+
+def example_prompts(model: Any) -> list[str]:
+    """The prompts the page offers for ``model``: a label model's labels, a text model's examples."""
+    return list(dict.fromkeys(model.demo_prompts(64) or []))
 
 
 def _prompts(text: str | None) -> list[str]:
@@ -254,29 +305,35 @@ def _needs(value: Any, what: str) -> Any:
     return value
 
 
+def offered_models(models: Sequence[str] | None = None) -> list[str]:
+    """The model picker's choices: the shipped models, then ``models`` (folders, ``hf://`` ids) not among them."""
+    from .hub import list_models
+
+    return list(dict.fromkeys([*list_models(), *(models or [])]))
+
+
 def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
-    """The Gradio page (``gr.Blocks``) over ``studio``; ``models`` are offered first (default: the shipped ones)."""
+    """The Gradio page (``gr.Blocks``) over ``studio``: the shipped models and ``models`` to pick from."""
     gr = require_gradio()
     from .diffusion.schedules import SPACINGS
-    from .hub import list_models
     from .registry import names
 
-    offered = list(models or list_models())
-
-    def progress_callback(progress: Any) -> Callable[[dict[str, Any]], None]:
-        count = itertools.count(1)
-        return lambda info: progress((next(count), None), desc="sampling", unit="steps")
+    offered = offered_models(models)
+    first = models[0] if models else (offered[0] if offered else None)
+    running: dict[str, threading.Event] = {}  # browser session -> its job's cancel flag
 
     def outputs(result: Result) -> list[Any]:
-        """The page's outputs for a job: status, players, command, files, sidecar, mels, clip picker."""
-        players = [gr.update(value=str(p), label=p.name, visible=True) for p in result.paths[:MAX_PLAYERS]]
-        players += [gr.update(value=None, visible=False)] * (MAX_PLAYERS - len(players))
-        files = [str(f) for p in result.paths for f in (p, p.with_suffix(".json"))] + [str(p) for p in result.pngs]
-        more = len(result.paths) - MAX_PLAYERS
-        status = result.summary() + (f" The first {MAX_PLAYERS} are shown; all are in the file list." if more > 0 else "")
-        return [status, *players, result.command, files, result.clips[0].metadata,
-                gr.update(value=[str(p) for p in result.pngs], visible=bool(result.pngs)),
-                gr.update(choices=[p.name for p in result.paths], value=result.paths[0].name), str(result.folder)]
+        """The page's outputs for a job: status, each clip's group, command, sidecar, clip picker, state."""
+        shown = result.paths[:MAX_PLAYERS]
+        groups = [gr.update(visible=i < len(shown)) for i in range(MAX_PLAYERS)]
+        players = [gr.update(value=str(p), label=p.name) for p in shown] + [None] * (MAX_PLAYERS - len(shown))
+        images = [gr.update(value=str(p.with_suffix(".png")) if p.with_suffix(".png").is_file() else None,
+                            visible=p.with_suffix(".png").is_file()) for p in shown]
+        images += [None] * (MAX_PLAYERS - len(shown))
+        downloads = [[str(p), str(p.with_suffix(".json"))] for p in shown] + [None] * (MAX_PLAYERS - len(shown))
+        return [result.summary(), *groups, *players, *images, *downloads, result.command, result.clips[0].metadata,
+                gr.update(choices=[p.name for p in result.paths], value=result.paths[0].name),
+                {"folder": str(result.folder), "seed": result.seed}]
 
     def failed(message: str, count: int) -> list[Any]:
         """A message for a job that failed: a toast, and the first output (a status line); the other
@@ -284,31 +341,50 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
         gr.Warning(message, title="Error")
         return [f"**Error:** {message}", *[gr.skip()] * (count - 1)]
 
-    def job(operation: str, common: Sequence[Any], progress: Any, arguments: Callable[[], dict[str, Any]]) -> list[Any]:
+    def job(operation: str, common: Sequence[Any], request: Any, progress: Any,
+            arguments: Callable[[], dict[str, Any]]) -> list[Any]:
         """Run one job from the page with the shared settings ``common`` and the tab's ``arguments()``;
         an :class:`AudiodiffError` (from reading the fields, too) becomes a message on the page."""
-        model, negative, guidance, steps, sampler, spacing, seed, vocoder, plot = common
+        model, negative, guidance, steps, sampler, spacing, seed, vocoder = common
+        session = getattr(request, "session_hash", None) or ""
+        cancel = running[session] = threading.Event()
+        count = itertools.count(1)
         try:
             kwargs = arguments()
-            result = studio.run(operation, model, plot=bool(plot), callback=progress_callback(progress),
+            result = studio.run(operation, model, plot=True, cancel=cancel,
+                                callback=lambda info: progress((next(count), None), desc="sampling", unit="steps"),
                                 negative_prompt=(negative or "").strip() or None, guidance_scale=_float(guidance),
                                 steps=_int(steps), sampler=_choice(sampler), spacing=_choice(spacing),
                                 seed=_seed(seed), vocoder=(vocoder or "").strip() or None, **kwargs)
+        except Cancelled as exc:  # asked for: a status line, no alarm
+            return [f"{str(exc).capitalize()}.", *[gr.skip()] * (len(results) - 1)]
         except AudiodiffError as exc:
             return failed(str(exc), len(results))
         except Exception:  # a bug, not a user error: log it, show one line, keep serving
             log.exception("%s failed", operation)
             return failed(f"{operation} failed unexpectedly; the server's log has the details", len(results))
+        finally:
+            running.pop(session, None)
         return outputs(result)
 
+    def stop(request: gr.Request) -> None:
+        """Cancel this browser tab's running job at its sampler's next step; the job then says so.
+
+        Not gradio's ``cancels``: that drops the job's answer, and its worker thread would run on."""
+        flag = running.get(getattr(request, "session_hash", None) or "")
+        if flag is not None:
+            flag.set()
+
     def show_model(name: str) -> list[Any]:
-        """The model's description, and its defaults in the fields that have them."""
+        """The model's description, its example prompts, and its defaults in the fields that have them."""
         try:
             model = studio.model(name)
         except AudiodiffError as exc:
             return failed(str(exc), len(model_fields))
-        placeholder = ("one prompt per line" if model.is_conditional else "this model takes no prompt")
+        placeholder = "one prompt per line" if model.is_conditional else "this model takes no prompt"
+        prompts = example_prompts(model)
         return [describe(model, name), gr.update(interactive=model.is_conditional, placeholder=placeholder),
+                gr.update(samples=[[p] for p in prompts], visible=bool(prompts)),
                 model.config["steps"], gr.update(value=float(model.config["guidance_scale"]),
                                                  interactive=model.is_conditional),
                 model.seconds, model.seconds, model.seconds]
@@ -318,24 +394,28 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
                     "with a JSON sidecar, and the command under the results makes the same clips from the "
                     "command line.")
         with gr.Row():
-            model = gr.Dropdown(offered, value=offered[0] if offered else None, label="Model", allow_custom_value=True,
+            model = gr.Dropdown(offered, value=first, label="Model", allow_custom_value=True,
                                 info="a shipped model, a model folder or hf://org/repo", elem_id="model", scale=1)
             info = gr.Markdown(elem_id="model-info")
         prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt",
-                            info="Generate: one clip set per line. Edits: one line. Interpolate: the first prompt.")
+                            info="Generate: one set of clips per line. Edits: one line. Interpolate: the first prompt.")
+        examples = gr.Dataset(components=[prompt], samples=[], label="Example prompts (click to use)",
+                              elem_id="examples", samples_per_page=64)
         with gr.Accordion("Sampling", open=False, elem_id="sampling"):
             with gr.Row():
                 steps = gr.Number(label="Steps", precision=0, info="the model's default when it is chosen", elem_id="steps")
                 sampler = gr.Dropdown([DEFAULT, *names("sampler")], value=DEFAULT, label="Sampler", elem_id="sampler")
                 spacing = gr.Dropdown([DEFAULT, *SPACINGS], value=DEFAULT, label="Spacing")
-                seed = gr.Number(-1, label="Seed", precision=0, info="-1: a random one (recorded); clip i uses seed + i",
-                                 elem_id="seed")
+                with gr.Column():
+                    seed = gr.Number(-1, label="Seed", precision=0, info="-1: a random one (shown); clip i uses seed + i",
+                                     elem_id="seed")
+                    reuse = gr.Button("Reuse the last seed", size="sm", elem_id="reuse-seed")
             with gr.Row():
-                guidance = gr.Number(label="Guidance scale", info="1: none; the model's default when it is chosen")
+                guidance = gr.Number(label="Guidance scale", info="1: none; the model's default when it is chosen",
+                                     elem_id="guidance")
                 negative = gr.Textbox(label="Negative prompt", info="what guidance steers away from")
                 vocoder = gr.Textbox(label="Vocoder", info="blank: the model's; a registry name or a vocoder folder")
-                plot = gr.Checkbox(label="Mel-spectrogram images", value=False)
-        common = [model, negative, guidance, steps, sampler, spacing, seed, vocoder, plot]
+        common = [model, negative, guidance, steps, sampler, spacing, seed, vocoder]
 
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
@@ -366,7 +446,8 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
                     cont_n = gr.Number(label="Clips", value=1, precision=0)
                 cont_go = gr.Button("Continue", variant="primary", elem_id="continue-button")
             with gr.Tab("Variation", id="variation"):
-                var_audio = gr.Audio(label="Clip to vary", type="filepath", sources=["upload", "microphone"])
+                var_audio = gr.Audio(label="Clip to vary", type="filepath", sources=["upload", "microphone"],
+                                     elem_id="variation-input")
                 with gr.Row():
                     var_strength = gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="Strength",
                                              info="how far from the clip (1: ignore it)")
@@ -389,68 +470,77 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
                     loop_n = gr.Number(label="Clips", value=1, precision=0)
                 loop_go = gr.Button("Make loops", variant="primary", elem_id="loop-button")
 
-        status = gr.Markdown(elem_id="status")
-        players = []
+        with gr.Row(equal_height=True):
+            status = gr.Markdown(elem_id="status")
+            stop_button = gr.Button("Stop", variant="stop", size="sm", elem_id="stop-button", scale=0, min_width=90)
+        groups, players, images, downloads = [], [], [], []
         plain_player = gr.WaveformOptions(show_recording_waveform=False)  # the browser's own <audio> controls
         for row in range(0, MAX_PLAYERS, 2):
             with gr.Row():
-                players += [gr.Audio(type="filepath", interactive=False, visible=False, elem_id=f"clip-{i}",
-                                     autoplay=i == 0, waveform_options=plain_player) for i in (row, row + 1)]
+                for i in (row, row + 1):
+                    with gr.Column(visible=False, elem_id=f"result-{i}") as group:
+                        players.append(gr.Audio(type="filepath", interactive=False, elem_id=f"clip-{i}",
+                                                autoplay=i == 0, waveform_options=plain_player))
+                        images.append(gr.Image(type="filepath", interactive=False, show_label=False, height=220,
+                                               elem_id=f"mel-{i}"))
+                        downloads.append(gr.File(file_count="multiple", interactive=False, show_label=False,
+                                                 height=90, elem_id=f"files-{i}"))
+                    groups.append(group)
         command = gr.Code(label="The same clips from the command line", language="shell", elem_id="command",
                           interactive=False, wrap_lines=True, lines=2, max_lines=6)
-        mels = gr.Gallery(label="Mel spectrograms", visible=False, columns=2, height="auto")
         with gr.Row():
             pick = gr.Dropdown([], label="Clip", elem_id="pick", scale=2)
-            use = gr.Button("Use this clip as the input of the edit tabs", elem_id="use-clip", scale=1)
-        with gr.Row():
-            files = gr.File(label="WAV files, sidecars and images", file_count="multiple", elem_id="files")
-            sidecar = gr.JSON(label="Sidecar of the first clip", elem_id="sidecar")
-        folder = gr.State("")
-        results = [status, *players, command, files, sidecar, mels, pick, folder]
+            use = gr.Button("Send this clip to the edit tabs", elem_id="use-clip", scale=1)
+        sidecar = gr.JSON(label="Sidecar of the first clip", elem_id="sidecar", open=False)
+        last = gr.State({})
+        results = [status, *groups, *players, *images, *downloads, command, sidecar, pick, last]
 
-        model_fields = [info, prompt, steps, guidance, gen_seconds, itp_seconds, loop_seconds]
+        model_fields = [info, prompt, examples, steps, guidance, gen_seconds, itp_seconds, loop_seconds]
         model.change(show_model, model, model_fields)
         app.load(show_model, model, model_fields)
+        examples.click(lambda sample: sample[0], examples, prompt)
+        reuse.click(lambda state: gr.skip() if state.get("seed") is None else state["seed"], last, seed)
 
-        def run_generate(*values, progress=gr.Progress()):
+        # gradio hands a handler its request and progress tracker by position, before the fields' values
+        def run_generate(request: gr.Request, progress=gr.Progress(), *values):
             text, n, seconds, *common_values = values
-            return job("generate", common_values, progress, lambda: dict(
+            return job("generate", common_values, request, progress, lambda: dict(
                 prompt=_prompts(text) or None, num_samples=_int(n), seconds=_float(seconds)))
 
-        def run_inpaint(*values, progress=gr.Progress()):
+        def run_inpaint(request: gr.Request, progress=gr.Progress(), *values):
             text, audio, start, end, fmin, fmax, jumps, jump_length, n, *common_values = values
-            return job("inpaint", common_values, progress, lambda: dict(
+            return job("inpaint", common_values, request, progress, lambda: dict(
                 prompt=_one_prompt(text), audio=_needs(audio, "the clip to edit"), start=_float(start),
                 end=_float(end), fmin=_limit(fmin), fmax=_limit(fmax), jumps=_int(jumps),
                 jump_length=_int(jump_length), num_samples=_int(n)))
 
-        def run_continue(*values, progress=gr.Progress()):
+        def run_continue(request: gr.Request, progress=gr.Progress(), *values):
             text, audio, seconds, overlap, jumps, n, *common_values = values
-            return job("continue", common_values, progress, lambda: dict(
+            return job("continue", common_values, request, progress, lambda: dict(
                 prompt=_one_prompt(text), audio=_needs(audio, "the clip to continue"),
                 seconds=_float(_needs(seconds, "seconds to add")), overlap=_float(overlap), jumps=_int(jumps),
                 num_samples=_int(n)))
 
-        def run_variation(*values, progress=gr.Progress()):
+        def run_variation(request: gr.Request, progress=gr.Progress(), *values):
             text, audio, strength, n, *common_values = values
-            return job("variation", common_values, progress, lambda: dict(
+            return job("variation", common_values, request, progress, lambda: dict(
                 prompt=_one_prompt(text), audio=_needs(audio, "the clip to vary"), strength=_float(strength),
                 num_samples=_int(n)))
 
-        def run_interpolate(*values, progress=gr.Progress()):
+        def run_interpolate(request: gr.Request, progress=gr.Progress(), *values):
             text, mode, a, b, prompt2, n, seconds, *common_values = values
             if mode == "two prompts":
-                return job("interpolate_prompts", common_values, progress, lambda: dict(
+                return job("interpolate_prompts", common_values, request, progress, lambda: dict(
                     prompt_a=_needs(_one_prompt(text, "interpolation between prompts"), "the first prompt"),
                     prompt_b=_needs((prompt2 or "").strip(), "the second prompt"), n=_int(n), seconds=_float(seconds)))
             common_values[6] = None  # interpolating clips is deterministic: no seed
-            return job("interpolate", common_values, progress, lambda: dict(
+            return job("interpolate", common_values, request, progress, lambda: dict(
                 prompt=_one_prompt(text), audio_a=_needs(a, "the first clip"), audio_b=_needs(b, "the second clip"),
                 n=_int(n)))
 
-        def run_loop(*values, progress=gr.Progress()):
+        def run_loop(request: gr.Request, progress=gr.Progress(), *values):
             text, seconds, wrap, n, *common_values = values
-            return job("loop", common_values, progress, lambda: dict(
+            return job("loop", common_values, request, progress, lambda: dict(
                 prompt=_one_prompt(text), seconds=_float(seconds), wrap=_float(wrap), num_samples=_int(n)))
 
         for button, handler, inputs in [
@@ -462,15 +552,15 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
             (loop_go, run_loop, [loop_seconds, loop_wrap, loop_n]),
         ]:
             button.click(handler, [prompt, *inputs, *common], results)
+        stop_button.click(stop, None, None, queue=False)
 
-        def use_clip(name: str | None, job_folder: str) -> list[Any]:
-            if not name or not job_folder:
+        def use_clip(name: str | None, state: dict) -> list[Any]:
+            if not name or not state.get("folder"):
                 gr.Warning("make a clip first", title="Error")
                 return [gr.skip()] * 4
-            path = str(Path(job_folder) / name)
-            return [path, path, path, path]
+            return [str(Path(state["folder"]) / name)] * 4
 
-        use.click(use_clip, [pick, folder], [inp_audio, cont_audio, var_audio, itp_a])
+        use.click(use_clip, [pick, last], [inp_audio, cont_audio, var_audio, itp_a])
     return app
 
 
@@ -478,13 +568,13 @@ def launch(out_dir: str | Path = "out/ui", host: str = "127.0.0.1", port: int | 
            models: Sequence[str] | None = None, open_browser: bool = False) -> tuple[Any, str]:
     """Serve the page at ``host:port`` (``None``: the first free port from 7860), clips under ``out_dir``.
 
-    Returns ``(app, url)`` at once, the server running in the background: ``app.block_thread()``
-    waits for Ctrl-C, ``app.close()`` stops it.
+    Never a public share link.  Returns ``(app, url)`` at once, the server running in the background:
+    ``app.block_thread()`` waits for Ctrl-C, ``app.close()`` stops it.
     """
     require_gradio()
     out_dir = Path(out_dir)
     app = build_app(Studio(out_dir, device), models)
     app.queue(default_concurrency_limit=1)
     _, url, _ = app.launch(server_name=host, server_port=port, inbrowser=open_browser, prevent_thread_lock=True,
-                           quiet=True, allowed_paths=[str(out_dir.resolve())], footer_links=[])
+                           share=False, quiet=True, allowed_paths=[str(out_dir.resolve())], footer_links=[])
     return app, url

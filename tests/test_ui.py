@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from ui_browser import Page, chromium, find_browser, serve
 
 from audiodiff import DiffusionModel
 from audiodiff.cli import main
-from audiodiff.errors import AudiodiffError, ConfigError
-from audiodiff.ui import Studio, cli_command, describe
+from audiodiff.errors import AudioError, AudiodiffError, ConfigError
+from audiodiff.ui import (MAX_INPUT_SECONDS, Cancelled, Studio, check_input, cli_command, describe, example_prompts,
+                          offered_models)
 
 LABELS = {"prompt": {"name": "label", "labels": ["low", "high"], "dim": 16}}
 
@@ -89,7 +91,7 @@ def test_a_page_job_and_its_command_make_the_same_bytes(models, inputs, tmp_path
         if key in kwargs:
             assert str(result.folder) in result.command
     if operation == "generate":
-        assert len(result.pngs) == len(result.paths)
+        assert all(p.with_suffix(".png").is_file() for p in result.paths)
 
     cli_out = tmp_path / "cli"
     assert main(shlex.split(result.command)[1:] + ["--out", str(cli_out), "--quiet"]) == 0
@@ -151,12 +153,47 @@ def test_models_load_once_and_a_bad_name_is_a_clear_error(models, tmp_path):
         studio.model(str(tmp_path / "missing"))
 
 
-def test_describe_names_what_the_model_knows(models, tmp_path):
+def test_describe_and_examples_say_what_the_model_knows(models, tmp_path):
     studio = Studio(tmp_path)
-    text = describe(studio.model(models["cond"]), "cond")
-    assert text.startswith("**cond**: 8000 Hz, 0.25 s window; conditioned on label prompts")
-    assert "`low`, `high`" in text
-    assert "unconditional (no prompt)" in describe(studio.model(models["plain"]), "plain")
+    cond, plain = studio.model(models["cond"]), studio.model(models["plain"])
+    assert describe(cond, "cond") == ("**cond**: 8000 Hz, 0.25 s window; conditioned on label prompts. "
+                                      "Defaults: ddim, 4 steps, guidance 3.")
+    assert example_prompts(cond) == ["low", "high"]  # a label model offers its labels
+    assert "unconditional (no prompt)" in describe(plain, "plain") and example_prompts(plain) == []
+
+
+def test_the_picker_offers_the_shipped_models_and_the_given_folders(models):
+    from audiodiff import list_models
+
+    offered = offered_models([models["plain"], "speech"])
+    assert offered == [*list_models(), models["plain"]] and "speech" in offered
+
+
+def test_uploads_that_are_not_audio_or_too_long_are_one_line_errors(models, tmp_path):
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all\n")
+    long = tmp_path / "long.wav"
+    sf.write(long, chirp(MAX_INPUT_SECONDS + 1, 0)[0].numpy(), SR)
+    studio = Studio(tmp_path / "page")
+    for path, message in [(text, "notes.wav is not an audio file soundfile can read"),
+                          (long, f"long.wav is 61 s long; the page edits clips up to {MAX_INPUT_SECONDS:g} s")]:
+        with pytest.raises(AudioError) as info:
+            studio.run("variation", models["plain"], audio=str(path), strength=0.5)
+        assert str(info.value).startswith(message)
+    assert check_input(long, limit=100) == pytest.approx(MAX_INPUT_SECONDS + 1)
+    assert not (tmp_path / "page").exists() or not any((tmp_path / "page").iterdir())  # no job folder was left
+
+
+def test_a_cancelled_job_stops_at_the_next_step_and_leaves_no_folder(models, tmp_path):
+    cancel, steps = threading.Event(), []
+
+    def step(info):
+        steps.append(info)
+        cancel.set()  # the Stop button, pressed during the first step
+
+    with pytest.raises(Cancelled, match="stopped before it finished"):
+        Studio(tmp_path).run("generate", models["plain"], steps=4, seed=0, callback=step, cancel=cancel)
+    assert len(steps) == 1 and list(tmp_path.iterdir()) == []
 
 
 def test_ui_without_gradio_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys):
@@ -172,14 +209,17 @@ def test_the_page_builds_for_a_model(models, tmp_path):
 
     app = build_app(Studio(tmp_path), [models["cond"], models["plain"]])
     ids = {getattr(block, "elem_id", None) for block in app.blocks.values()}
-    assert {"model", "prompt", "generate-button", "inpaint-button", "status", "clip-0", "command"} <= ids
+    assert {"model", "prompt", "examples", "reuse-seed", "generate-button", "inpaint-button", "stop-button", "status",
+            "clip-0", "mel-0", "files-0", "command"} <= ids
 
 
 # -- in a browser ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_the_page_in_a_browser(tmp_path):
-    """Generate on the page with the shipped speech model, hear it play, remake it bit for bit with the
-    CLI, see an error as a message (the server keeps serving), then inpaint the clip just made.
+    """The page as a person uses it, with the shipped speech model in headless Chromium: pick an example
+    prompt, generate, hear clip 1 play and see its mel; download the WAV and check it against what the
+    page showed; remake it bit for bit with the CLI; see bad input as a message (the server keeps
+    serving); stop a long job; send a clip to Inpaint and inpaint it.
 
     ``AUDIODIFF_UI_SCREENSHOTS=docs/ui`` keeps the screenshots (the README's come from here)."""
     pytest.importorskip("gradio")
@@ -191,24 +231,38 @@ def test_the_page_in_a_browser(tmp_path):
     with serve(out, ["speech"]) as url, chromium() as driver:
         page = Page(driver, url, timeout=120)
         page.open()
-        assert "`" not in page.text("model-info") and "seven" in page.text("model-info")
-        page.fill("prompt", "seven")
+        assert page.text("model-info").startswith("speech: 8000 Hz, 1 s window; conditioned on label prompts")
+        page.click_example("seven")
+        assert page.value("prompt") == "seven"
         page.open_sampling()
         page.fill("seed", 3)
         page.fill("num-samples", 2)
         status, seconds = page.run("generate-button")
-        assert status.startswith("Made 2 clips") and 0 < seconds < 120
+        assert status.startswith("Made 2 clips with seed 3 in ") and 0 < seconds < 120
+        page.wait(lambda: page.driver.execute_script(
+            "const i = document.querySelector('#mel-0 img'); return i !== null && i.complete && i.naturalWidth > 0"),
+            30, "no mel image for clip 1")
         (folder,) = out.glob("*-generate")
         wavs = sorted(folder.glob("*.wav"))
         assert [p.name for p in wavs] == ["000_seed3.wav", "001_seed4.wav"]
-        command = json.loads(wavs[0].with_suffix(".json").read_text())["command"]
-        assert " ".join(page.text("command").split()).endswith(command)
+
+        downloaded = page.download("files-0", "000_seed3.wav", tmp_path / "downloaded.wav")
+        assert downloaded.read_bytes() == wavs[0].read_bytes()
+        wave, rate = sf.read(downloaded)
+        shown_rate = int(page.text("model-info").split(":")[1].split("Hz")[0])
+        hop = 128  # the speech model's: a clip is a whole number of mel frames
+        assert rate == shown_rate == 8000 and abs(len(wave) - float(page.value("seconds")) * rate) < hop
+        assert 0.01 < abs(wave).max() <= 1.0 and abs(wave).std() > 1e-3  # sound, not silence or noise-free zeros
+        meta = json.loads(wavs[0].with_suffix(".json").read_text())
+        assert (meta["prompt"], meta["seed"], meta["steps"], meta["guidance_scale"]) == (
+            "seven", 3, int(page.value("steps")), float(page.value("guidance")))
+        assert " ".join(page.text("command").split()).endswith(meta["command"])
         page.screenshot(shots / "generate.png")
 
         cli_out = tmp_path / "cli"
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, "-m", "audiodiff", *shlex.split(command)[1:], "--out", str(cli_out),
-                               "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+        done = subprocess.run([sys.executable, "-m", "audiodiff", *shlex.split(meta["command"])[1:], "--out",
+                               str(cli_out), "--quiet"], capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr
         assert [p.read_bytes() for p in sorted(cli_out.glob("*.wav"))] == [p.read_bytes() for p in wavs]
 
@@ -219,14 +273,33 @@ def test_the_page_in_a_browser(tmp_path):
         page.screenshot(shots / "error.png")
         page.dismiss_messages()
 
+        page.tab("Variation")
+        for name, message in [("notes.txt", "Invalid file type: notes.txt"),  # the browser refuses it
+                              ("notes.wav", "notes.wav is not an audio file soundfile can read")]:  # the server does
+            (tmp_path / name).write_text("these are notes, not sound\n")
+            page.upload("variation-input", tmp_path / name)
+            text = page.expect_message("variation-button", message)
+            assert "Traceback" not in text
+            page.dismiss_messages()
+
+        page.tab("Generate")
         page.fill("prompt", "seven")
+        page.fill("steps", 1000)
+        page.find("#generate-button").click()
+        page.wait(lambda: len(list(out.glob("*-generate"))) == 2, 60, "the long job never started")
+        page.find("#stop-button").click()
+        page.wait(lambda: page.text("status") == "Stopped before it finished; nothing was saved.", 30,
+                  "Stop did not answer")
+        page.wait(lambda: len(list(out.glob("*-generate"))) == 1, 60, "the stopped job left its folder")
+        page.fill("steps", 5)
+
         page.find("#use-clip").click()
         page.tab("Inpaint")
         page.wait(lambda: "Drop Audio Here" not in page.text("inpaint-input"), 30, "the clip never reached the Inpaint tab")
         page.fill("inpaint-start", 0.3)
         page.fill("inpaint-end", 0.6)
         status, _ = page.run("inpaint-button")
-        assert status.startswith("Made 1 clip")
+        assert status.startswith("Made 1 clip with seed 3")
         (edit,) = out.glob("*-inpaint")
         meta = json.loads(next(edit.glob("*.json")).read_text())
         assert meta["edit"]["name"] == "inpaint" and meta["edit"]["start"] == 0.3 and meta["prompt"] == "seven"

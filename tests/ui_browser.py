@@ -58,7 +58,7 @@ def serve(out_dir: str | Path, models: Sequence[str], device: Any = None) -> Ite
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1200, height: int = 1500, timeout: float = 60) -> Iterator[Any]:
+def chromium(width: int = 1200, height: int = 1700, timeout: float = 60) -> Iterator[Any]:
     """A headless Chromium WebDriver that may play audio without a gesture; quit on exit."""
     from selenium import webdriver
 
@@ -123,6 +123,36 @@ class Page:
         field.send_keys(Keys.DELETE)
         field.send_keys(str(value))
 
+    def value(self, elem_id: str) -> str:
+        """The current text of the field ``elem_id``."""
+        return self.find(f"#{elem_id} textarea, #{elem_id} input").get_attribute("value")
+
+    def click_example(self, text: str) -> None:
+        """Click the example prompt ``text``."""
+        from selenium.webdriver.common.by import By
+
+        self.wait(lambda: self.driver.find_elements(By.XPATH, f"//*[@id='examples']//button[normalize-space()='{text}']"),
+                  30, f"no example {text!r}")
+        self.driver.find_element(By.XPATH, f"//*[@id='examples']//button[normalize-space()='{text}']").click()
+        self.wait(lambda: self.value("prompt") == text, 10, "the example did not fill the prompt")
+
+    def upload(self, elem_id: str, path: str | Path) -> None:
+        """Give the file at ``path`` to the upload field of component ``elem_id``."""
+        self.find(f"#{elem_id} input[type=file]").send_keys(str(Path(path).resolve()))
+
+    def download(self, elem_id: str, name: str, path: str | Path) -> Path:
+        """Fetch the download link ``name`` of component ``elem_id`` (as the browser would) into ``path``."""
+        import urllib.request
+
+        from selenium.webdriver.common.by import By
+
+        links = self.driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} a[href]")
+        href = next(a.get_attribute("href") for a in links if a.get_attribute("href").endswith("/" + name))
+        path = Path(path)
+        with urllib.request.urlopen(href, timeout=30) as response:
+            path.write_bytes(response.read())
+        return path
+
     def open_sampling(self) -> None:
         self.find("#sampling button").click()
         self.wait(lambda: self.driver.find_elements("css selector", "#seed input"), 10, "sampling settings did not open")
@@ -146,10 +176,10 @@ class Page:
         seconds = self.driver.execute_script("return (window.__playing - window.__clicked) / 1000")
         return self.text("status"), float(seconds)
 
-    def expect_message(self, button_id: str, message: str) -> str:
+    def expect_message(self, button_id: str, message: str, timeout: float = 30) -> str:
         """Click ``button_id`` and wait for an error message containing ``message``; return the page's text."""
         self.find(f"#{button_id}").click()
-        self.wait(lambda: message in self.find("body").text, message=f"no message {message!r}")
+        self.wait(lambda: message in self.find("body").text, timeout, f"no message {message!r}")
         return self.find("body").text
 
     def dismiss_messages(self) -> None:
@@ -164,7 +194,10 @@ class Page:
         if top_css:
             self.driver.execute_script("document.querySelector(arguments[0]).scrollIntoView()", top_css)
             time.sleep(0.3)
+        from PIL import Image
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.driver.save_screenshot(str(path))
+        Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)  # a third of the bytes
         return path
