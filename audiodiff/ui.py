@@ -484,7 +484,7 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
                         images.append(gr.Image(type="filepath", interactive=False, show_label=False, height=220,
                                                elem_id=f"mel-{i}"))
                         downloads.append(gr.File(file_count="multiple", interactive=False, show_label=False,
-                                                 height=90, elem_id=f"files-{i}"))
+                                                 height=130, elem_id=f"files-{i}"))
                     groups.append(group)
         command = gr.Code(label="The same clips from the command line", language="shell", elem_id="command",
                           interactive=False, wrap_lines=True, lines=2, max_lines=6)
