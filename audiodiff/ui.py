@@ -121,7 +121,13 @@ class Studio:
         self._jobs = itertools.count(1)
 
     def model(self, name: str) -> Any:
-        """The model ``name`` (shipped name, folder or ``hf://`` id), loaded on first use."""
+        """The model ``name`` (shipped name, folder or ``hf://`` id), loaded on first use.
+
+        Its conditioners encode an example prompt once then, so that a text encoder they load lazily
+        (seconds for the sentence encoder) is loaded when the model is picked, not on the first click.
+        """
+        import torch
+
         from .hub import load
 
         name = (name or "").strip()
@@ -129,7 +135,11 @@ class Studio:
             raise ConfigError("choose a model")
         with self._lock:
             if name not in self._models:
-                self._models[name] = load(name, device=self.device)
+                model = load(name, device=self.device)
+                if model.is_conditional:
+                    with torch.inference_mode():
+                        model.encode_prompts(model.demo_prompts(1) or [""])
+                self._models[name] = model
             return self._models[name]
 
     def run(self, operation: str, model_name: str, plot: bool = False,
@@ -383,7 +393,10 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
             return failed(str(exc), len(model_fields))
         placeholder = "one prompt per line" if model.is_conditional else "this model takes no prompt"
         prompts = example_prompts(model)
-        return [describe(model, name), gr.update(interactive=model.is_conditional, placeholder=placeholder),
+        prompt_update = gr.update(interactive=model.is_conditional, placeholder=placeholder)
+        if not model.is_conditional:
+            prompt_update["value"] = ""  # a prompt left from another model would only be refused
+        return [describe(model, name), prompt_update,
                 gr.update(samples=[[p] for p in prompts], visible=bool(prompts)),
                 model.config["steps"], gr.update(value=float(model.config["guidance_scale"]),
                                                  interactive=model.is_conditional),
