@@ -588,6 +588,10 @@ def launch(out_dir: str | Path = "out/ui", host: str = "127.0.0.1", port: int | 
     out_dir = Path(out_dir)
     app = build_app(Studio(out_dir, device), models)
     app.queue(default_concurrency_limit=1)
-    _, url, _ = app.launch(server_name=host, server_port=port, inbrowser=open_browser, prevent_thread_lock=True,
-                           share=False, quiet=True, allowed_paths=[str(out_dir.resolve())], footer_links=[])
+    try:
+        _, url, _ = app.launch(server_name=host, server_port=port, inbrowser=open_browser, prevent_thread_lock=True,
+                               share=False, quiet=True, allowed_paths=[str(out_dir.resolve())], footer_links=[])
+    except OSError as exc:  # the port is taken, the address is not this machine's, ...
+        app.close()
+        raise ConfigError(f"cannot serve the page on {host}:{port or '7860+'}: {str(exc).splitlines()[0]}") from None
     return app, url

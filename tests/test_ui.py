@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import threading
@@ -201,6 +202,17 @@ def test_ui_without_gradio_is_one_line_naming_the_extra(monkeypatch, tmp_path, c
     assert main(["ui", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["audiodiff: error: the web page needs gradio: pip install 'audiodiff[ui]'"]
+
+
+def test_a_taken_port_is_a_one_line_error(models, tmp_path, capsys):
+    pytest.importorskip("gradio")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--model", models["plain"], "--out", str(tmp_path), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"audiodiff: error: cannot serve the page on 127.0.0.1:{port}: ")
 
 
 def test_the_page_builds_for_a_model(models, tmp_path):
