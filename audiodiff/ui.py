@@ -191,6 +191,18 @@ class Studio:
             paths.append(clip.save(folder / name, plot=plot, log_mel=log_mel, hop_length=model.representation.hop_length))
         return Result(clips, paths, folder, command, seconds)
 
+    def expected_steps(self, operation: str, model_name: str, **kwargs: Any) -> int | None:
+        """How many sampler steps ``run`` will report for these arguments (for a progress bar), where
+        that is simple to tell: one sampler run per clip of ``generate`` within the model's window,
+        one for all clips of ``loop`` and ``interpolate_prompts``; else ``None``."""
+        from .generate import inference_sigmas
+
+        model = self.model(model_name)
+        steps = len(inference_sigmas(model, kwargs.get("steps"), kwargs.get("spacing"))) - 1
+        if operation == "generate" and (kwargs.get("seconds") or model.seconds) <= model.max_seconds:
+            return steps * len(kwargs.get("prompt") or [""]) * (kwargs.get("num_samples") or 1)  # batch_size 1
+        return steps if operation in ("loop", "interpolate_prompts") else None
+
     def new_folder(self, operation: str) -> Path:
         """A new, empty folder for one job: ``out_dir/NNNN-operation``."""
         while True:
@@ -360,12 +372,16 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
         cancel = running[session] = threading.Event()
         count = itertools.count(1)
         try:
-            kwargs = arguments()
-            result = studio.run(operation, model, plot=True, cancel=cancel,
-                                callback=lambda info: progress((next(count), None), desc="sampling", unit="steps"),
-                                negative_prompt=(negative or "").strip() or None, guidance_scale=_float(guidance),
-                                steps=_int(steps), sampler=_choice(sampler), spacing=_choice(spacing),
-                                seed=_seed(seed), vocoder=(vocoder or "").strip() or None, **kwargs)
+            kwargs = dict(arguments(), negative_prompt=(negative or "").strip() or None,
+                          guidance_scale=_float(guidance), steps=_int(steps), sampler=_choice(sampler),
+                          spacing=_choice(spacing), seed=_seed(seed), vocoder=(vocoder or "").strip() or None)
+            total = studio.expected_steps(operation, model, **kwargs)
+
+            def step(info: dict[str, Any]) -> None:
+                done = next(count)
+                progress((min(done, total), total) if total else (done, None), desc="sampling", unit="steps")
+
+            result = studio.run(operation, model, plot=True, cancel=cancel, callback=step, **kwargs)
         except Cancelled as exc:  # asked for: a status line, no alarm
             return [f"{str(exc).capitalize()}.", *[gr.skip()] * (len(results) - 1)]
         except AudiodiffError as exc:
