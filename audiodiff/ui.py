@@ -34,7 +34,7 @@ from .errors import AudioError, AudiodiffError, ConfigError
 
 log = logging.getLogger(__name__)
 
-#: clips shown with a player, a mel image and downloads; further ones are in the job's file list
+#: clips shown with a player, a mel image and downloads; every file of a job is also under "All files of the job"
 MAX_PLAYERS = 8
 
 #: the longest clip the page takes as input to an edit (the CLI takes any length)
@@ -345,7 +345,7 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
     running: dict[str, threading.Event] = {}  # browser session -> its job's cancel flag
 
     def outputs(result: Result) -> list[Any]:
-        """The page's outputs for a job: status, each clip's group, command, sidecar, clip picker, state."""
+        """The page's outputs for a job: status, each clip's group, command, all files, sidecar, clip picker, state."""
         shown = result.paths[:MAX_PLAYERS]
         groups = [gr.update(visible=i < len(shown)) for i in range(MAX_PLAYERS)]
         players = [gr.update(value=str(p), label=p.name) for p in shown] + [None] * (MAX_PLAYERS - len(shown))
@@ -353,7 +353,9 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
                             visible=p.with_suffix(".png").is_file()) for p in shown]
         images += [None] * (MAX_PLAYERS - len(shown))
         downloads = [[str(p), str(p.with_suffix(".json"))] for p in shown] + [None] * (MAX_PLAYERS - len(shown))
-        return [result.summary(), *groups, *players, *images, *downloads, result.command, result.clips[0].metadata,
+        every = [str(f) for p in result.paths for f in (p, p.with_suffix(".json"), p.with_suffix(".png")) if f.is_file()]
+        return [result.summary(), *groups, *players, *images, *downloads, result.command, every,
+                result.clips[0].metadata,
                 gr.update(choices=[p.name for p in result.paths], value=result.paths[0].name),
                 {"folder": str(result.folder), "seed": result.seed}]
 
@@ -520,9 +522,11 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
         with gr.Row():
             pick = gr.Dropdown([], label="Clip", elem_id="pick", scale=2)
             use = gr.Button("Send this clip to the edit tabs", elem_id="use-clip", scale=1)
+        with gr.Accordion("All files of the job", open=False):
+            all_files = gr.File(file_count="multiple", interactive=False, show_label=False, elem_id="files")
         sidecar = gr.JSON(label="Sidecar of the first clip", elem_id="sidecar", open=False)
         last = gr.State({})
-        results = [status, *groups, *players, *images, *downloads, command, sidecar, pick, last]
+        results = [status, *groups, *players, *images, *downloads, command, all_files, sidecar, pick, last]
 
         model_fields = [info, prompt, examples, steps, guidance, gen_seconds, itp_seconds, loop_seconds]
         model.change(show_model, model, model_fields)

@@ -309,13 +309,19 @@ def test_the_page_in_a_browser(tmp_path):
         page.wait(lambda: len(list(out.glob("*-generate"))) == 1, 60, "the stopped job left its folder")
         page.fill("steps", 5)
 
+        page.fill("seed", -1)  # a random seed: shown, and one click puts it back
+        status, _ = page.run("generate-button")
+        drawn = int(status.split("with seed ")[1].split()[0])
+        page.find("#reuse-seed").click()
+        page.wait(lambda: page.value("seed") == str(drawn), 10, "the seed was not put back")
+
         page.find("#use-clip").click()
         page.tab("Inpaint")
         page.wait(lambda: "Drop Audio Here" not in page.text("inpaint-input"), 30, "the clip never reached the Inpaint tab")
         page.fill("inpaint-start", 0.3)
         page.fill("inpaint-end", 0.6)
         status, _ = page.run("inpaint-button")
-        assert status.startswith("Made 1 clip with seed 3")
+        assert status.startswith(f"Made 1 clip with seed {drawn}")
         (edit,) = out.glob("*-inpaint")
         meta = json.loads(next(edit.glob("*.json")).read_text())
         assert meta["edit"]["name"] == "inpaint" and meta["edit"]["start"] == 0.3 and meta["prompt"] == "seven"
