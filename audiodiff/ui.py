@@ -349,11 +349,9 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
         shown = result.paths[:MAX_PLAYERS]
         groups = [gr.update(visible=i < len(shown)) for i in range(MAX_PLAYERS)]
         players = [gr.update(value=str(p), label=p.name) for p in shown] + [None] * (MAX_PLAYERS - len(shown))
-        images = [gr.update(value=str(p.with_suffix(".png")) if p.with_suffix(".png").is_file() else None,
-                            visible=p.with_suffix(".png").is_file()) for p in shown]
-        images += [None] * (MAX_PLAYERS - len(shown))
+        images = [str(p.with_suffix(".png")) for p in shown] + [None] * (MAX_PLAYERS - len(shown))  # jobs plot
         downloads = [[str(p), str(p.with_suffix(".json"))] for p in shown] + [None] * (MAX_PLAYERS - len(shown))
-        every = [str(f) for p in result.paths for f in (p, p.with_suffix(".json"), p.with_suffix(".png")) if f.is_file()]
+        every = [str(p.with_suffix(suffix)) for p in result.paths for suffix in (".wav", ".json", ".png")]
         return [result.summary(), *groups, *players, *images, *downloads, result.command, every,
                 result.clips[0].metadata,
                 gr.update(choices=[p.name for p in result.paths], value=result.paths[0].name),
