@@ -12,11 +12,12 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # the bundled sentence encoder is loaded from disk; never reach for a model hub in tests
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-fast bench samples clean
+.PHONY: install demo test test-fast bench samples ui clean
 
 SYSDEPS := $(VENV)/.sysdeps
 
-# Debian packages the music recipe and its tests need (FluidSynth and a GM soundfont)
+# Debian packages the music recipe and its tests need (FluidSynth and a GM soundfont), and the browser
+# the web page's end-to-end test drives (Chromium and its WebDriver)
 $(SYSDEPS):
 	@mkdir -p $(VENV)
 	@if ldconfig -p | grep -q libfluidsynth && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]; then :; \
@@ -25,12 +26,18 @@ $(SYSDEPS):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    libfluidsynth3 timgm6mb-soundfont >/dev/null; \
 	else echo "note: the music recipe needs libfluidsynth3 and timgm6mb-soundfont (apt-get install ...)"; fi
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null; \
+	else echo "note: the web page's browser test needs chromium and chromium-driver (apt-get install ...)"; fi
 	@touch $@
 
 $(STAMP): pyproject.toml $(SYSDEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,plot,text]'
+	$(PY) -m pip install --quiet -e '.[dev,plot,text,ui]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -47,6 +54,9 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,plot,text,bench]'
 	$(PY) benchmarks/run.py
+
+ui: $(STAMP)
+	$(VENV)/bin/audiodiff ui
 
 samples: $(STAMP)
 	$(PY) recipes/samples.py --out samples

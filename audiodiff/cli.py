@@ -145,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     lik.add_argument("--json", default="likelihood.json", help="where to write the results (default likelihood.json)")
     lik.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     lik.set_defaults(func=cmd_likelihood)
+
+    ui = sub.add_parser("ui", help="serve a web page to make and edit clips (needs the ui extra)")
+    ui.add_argument("--model", "-m", action="append", default=None,
+                    help="model offered on the page (repeatable; default: the shipped ones)")
+    ui.add_argument("--out", "-o", default="out/ui", help="folder for the clips made on the page (default: out/ui)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    ui.add_argument("--port", type=_positive_int, default=None, help="port (default: the first free one from 7860)")
+    ui.add_argument("--open", action="store_true", help="open the page in a browser")
+    ui.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 
@@ -509,6 +519,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          vocoder=args.vocoder)
         for path in write_clips(clips, model, check_out_dir(Path(args.out) / name), name, plot=False):
             print(path)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .ui import launch
+
+    app, url = launch(check_out_dir(args.out), host=args.host, port=args.port, device=_device(args.device),
+                      models=args.model, open_browser=args.open)
+    print(f"audiodiff page at {url} (clips in {args.out}); Ctrl-C stops it", flush=True)
+    app.block_thread()
     return 0
 
 
