@@ -17,7 +17,8 @@ export HF_HUB_OFFLINE ?= 1
 SYSDEPS := $(VENV)/.sysdeps
 
 # Debian packages the music recipe and its tests need (FluidSynth and a GM soundfont), and the browser
-# the web page's end-to-end test drives (Chromium and its WebDriver)
+# the web page's end-to-end test drives (Chromium and its WebDriver), and espeak-ng for the speech
+# judge recipe's extra voices
 $(SYSDEPS):
 	@mkdir -p $(VENV)
 	@if ldconfig -p | grep -q libfluidsynth && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]; then :; \
@@ -32,6 +33,11 @@ $(SYSDEPS):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    chromium chromium-driver >/dev/null; \
 	else echo "note: the web page's browser test needs chromium and chromium-driver (apt-get install ...)"; fi
+	@if command -v espeak-ng >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing espeak-ng (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; \
+	else echo "note: the speech judge's extra voices need espeak-ng (apt-get install espeak-ng)"; fi
 	@touch $@
 
 $(STAMP): pyproject.toml $(SYSDEPS)
