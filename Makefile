@@ -40,10 +40,10 @@ $(SYSDEPS):
 	else echo "note: the speech judge's extra voices need espeak-ng (apt-get install espeak-ng)"; fi
 	@touch $@
 
-$(STAMP): pyproject.toml $(SYSDEPS)
+$(STAMP): pyproject.toml constraints.txt $(SYSDEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,plot,text,ui]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,plot,text,ui]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -58,7 +58,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,plot,text,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,plot,text,bench]'
 	$(PY) benchmarks/run.py
 
 ui: $(STAMP)
