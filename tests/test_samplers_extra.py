@@ -273,7 +273,7 @@ def test_timesteps_from_first_span_the_rest_of_the_table():
     assert t.tolist() == [999, 799, 599, 399]  # n = 800: 200 + round(800 - k 200) - 1
     assert schedule.timesteps(4, "leading", first=200).tolist() == [800, 600, 400, 200]
     assert schedule.timesteps(3, "linspace", first=200).tolist() == [999, 600, 200]
-    with pytest.raises(ValueError, match="between 1 and the 800"):
+    with pytest.raises(ValueError, match="between 1 and the 800 training steps from timestep 200"):
         schedule.timesteps(801, "trailing", first=200)
 
 

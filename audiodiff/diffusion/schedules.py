@@ -185,7 +185,8 @@ class VPSchedule:
         if not 0 <= int(first) < T:
             raise ValueError(f"first timestep must be in [0, {T - 1}], got {first}")
         if not 1 <= int(steps) <= n:
-            raise ValueError(f"steps must be between 1 and the {n} training steps the ladder spans, got {steps}")
+            span = f"the schedule's {T} training steps" if n == T else f"the {n} training steps from timestep {first}"
+            raise ValueError(f"steps must be between 1 and {span}, got {steps}")
         if spacing == "leading":
             t = first + torch.arange(steps - 1, -1, -1) * (n // steps)
         elif spacing == "trailing":
