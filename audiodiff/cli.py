@@ -9,18 +9,37 @@ writes WAVs with JSON sidecars.  Every error a user can cause prints one line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from . import __version__
 from .diffusion.schedules import SPACINGS
 from .errors import AudiodiffError, ConfigError
 
 EXIT_USAGE = 2
+#: an error line longer than this is cut (a 100 KB prompt must not be echoed whole)
+MAX_ERROR_CHARS = 400
+OVERWRITE_HELP = "replace existing output files (default: an existing file is an error)"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``audiodiff: error: ...``) and exit status 2, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        line = f"{self.prog}: {message} (see `{self.prog} --help`)"
+        print(f"audiodiff: error: {_one_line(line)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, at most :data:`MAX_ERROR_CHARS` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 3] + "..."
 VOCODER_HELP = ("vocoder: a registry name (e.g. griffinlim) or a trained vocoder folder "
                 "(default: the model folder's vocoder/, else its config's)")
 
@@ -51,7 +70,7 @@ def _add_repaint_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audiodiff", description="Diffusion models of audio.")
+    parser = OneLineParser(prog="audiodiff", description="Diffusion models of audio.")
     parser.add_argument("--version", action="version", version=f"audiodiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -79,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--batch-size", type=_positive_int, default=16)
     gen.add_argument("--prefix", default="clip", help="file name prefix (default: clip)")
     gen.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
+    gen.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     gen.set_defaults(func=cmd_generate)
@@ -99,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompts", type=_positive_int, default=3, help="prompts per conditional model")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--vocoder", default=None, help=VOCODER_HELP)
+    demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     demo.set_defaults(func=cmd_demo)
     ev = sub.add_parser("eval", help="score generated clips against real ones with a judge classifier "
                                      "(Frechet distance, accuracy, IS, mIS, AM, NDB; pitch accuracy for note "
@@ -124,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--resynthesize", action="store_true",
                     help="also score the reference clips passed through the model's mel and vocoder")
     ev.add_argument("--out", "-o", required=True, help="folder for report.json and report.md")
+    ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ev.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ev.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     ev.set_defaults(func=cmd_eval)
@@ -141,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     lik.add_argument("--seed", type=int, default=0)
     lik.add_argument("--batch-size", type=_positive_int, default=8)
     lik.add_argument("--json", default="likelihood.json", help="where to write the results (default likelihood.json)")
+    lik.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     lik.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     lik.set_defaults(func=cmd_likelihood)
     return parser
@@ -162,6 +185,7 @@ def _add_sampling_options(p: argparse.ArgumentParser, prefix: str) -> None:
     p.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     p.add_argument("--prefix", default=prefix, help=f"file name prefix (default: {prefix})")
     p.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
@@ -211,14 +235,21 @@ def _add_edit_parsers(sub) -> None:
     lp.set_defaults(func=cmd_loop)
 
 
+#: device types that can run a model and hand audio back
+RUN_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
 def _device(name: str | None) -> str:
     import torch
 
     if name is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
+        if torch.device(name).type not in RUN_DEVICES:
+            raise RuntimeError(f"audio cannot be made on a {torch.device(name).type} device; "
+                               f"use one of {', '.join(RUN_DEVICES)}")
         torch.empty(0, device=name)
-    except (RuntimeError, AssertionError) as exc:
+    except (RuntimeError, AssertionError, ValueError) as exc:
         raise ConfigError(f"device {name!r} is not available: {str(exc).splitlines()[0]}") from None
     return name
 
@@ -245,16 +276,15 @@ def _progress(total: int | None, quiet: bool):
     return bar, (lambda info: bar.update(1))
 
 
-def write_clips(clips, model, out: Path, prefix: str, plot: bool) -> list[Path]:
-    """Save clips as ``{prefix}_{index:03d}[_{prompt}][_seed{seed}].wav`` with sidecars (and PNGs with ``plot``)."""
+def write_clips(clips: Iterable, model, out: Path, prefix: str, plot: bool, overwrite: bool = False) -> list[Path]:
+    """Save clips, each as it comes (``clips`` may be an iterator), as ``Audio.file_name(prefix)``:
+    ``{prefix}_{index:03d}[_{prompt}][_seed{seed}]_{settings hash}.wav`` with sidecars (and PNGs with
+    ``plot``).  An existing file is an error unless ``overwrite``."""
     paths = []
     for clip in clips:
-        tag = _slug(clip.metadata.get("prompt") or "")
-        seed = clip.metadata.get("seed")
-        seed_tag = "" if seed is None else f"_seed{seed}"
-        name = f"{prefix}_{clip.metadata['index']:03d}{'_' + tag if tag else ''}{seed_tag}.wav"
         log_mel = model.representation.to_log_mel(clip.features[None])[0] if plot else None  # (1, n_mels, T) -> (n_mels, T)
-        paths.append(clip.save(out / name, plot=plot, log_mel=log_mel, hop_length=model.representation.hop_length))
+        paths.append(clip.save(out / clip.file_name(prefix), plot=plot, log_mel=log_mel,
+                               hop_length=model.representation.hop_length, overwrite=overwrite))
     return paths
 
 
@@ -272,14 +302,8 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
     return out or None
 
 
-def _slug(text: str, limit: int = 40) -> str:
-    """A file-name-safe short form of a prompt."""
-    keep = "".join(c if c.isalnum() else "-" for c in text.lower())
-    return "-".join(part for part in keep.split("-") if part)[:limit]
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import check_prompts, check_seconds, generate, inference_sigmas
+    from .generate import check_prompts, check_seconds, inference_sigmas, iter_generate
     from .hub import load
 
     if args.steps is not None and args.steps < 1:
@@ -296,15 +320,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     batches = -(-len(clip_prompts) // args.batch_size)
     bar, callback = _progress(steps * batches * _windows(model, seconds, args.overlap), args.quiet)
     try:
-        clips = generate(model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
-                         guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
-                         seconds=args.seconds, steps=args.steps,
-                         sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
-                         batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap)
+        clips = iter_generate(model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
+                              guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
+                              seconds=args.seconds, steps=args.steps,
+                              sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
+                              batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap)
+        paths = write_clips(clips, model, out, args.prefix, args.plot, args.overwrite)  # batch by batch
     finally:
         if bar is not None:
             bar.close()
-    for path in write_clips(clips, model, out, args.prefix, args.plot):
+    for path in paths:
         print(path)
     return 0
 
@@ -351,7 +376,7 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     finally:
         if bar is not None:
             bar.close()
-    for path in write_clips(clips, model, out, args.prefix, args.plot):
+    for path in write_clips(clips, model, out, args.prefix, args.plot, args.overwrite):
         print(path)
     return 0
 
@@ -410,7 +435,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    from .files import check_target
+
     out = check_out_dir(args.out)
+    for name in ("report.json", "report.md"):  # before the long evaluation, not after it
+        check_target(out / name, args.overwrite)
     judge = load_judge(args.judge) if args.judge is not None else None
     model = load(args.model, device=_device(args.device))
     prompts = args.prompts[0] if args.prompts in ([LABEL_PROMPTS], [CAPTION_PROMPTS]) else args.prompts
@@ -426,7 +455,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    json_path, md_path = write_report(report, out / "report.json", out / "report.md")
+    json_path, md_path = write_report(report, out / "report.json", out / "report.md", args.overwrite)
     print(md_path.read_text())
     print(json_path)
     print(md_path)
@@ -437,7 +466,9 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     from .hub import load
     from .likelihood import DEFAULT_BIN_WIDTH, format_table, likelihood_of_files
 
-    out = Path(args.json)
+    from .files import check_target, write_json
+
+    out = check_target(args.json, args.overwrite)
     if not out.parent.is_dir():
         raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
     model = load(args.model, device=_device(args.device))
@@ -445,10 +476,7 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     results = likelihood_of_files(model, args.files, method=args.method, steps=args.steps, bin_width=bin_width,
                                   seed=args.seed, batch_size=args.batch_size, prompt=args.prompt)
     print(format_table(results))
-    try:
-        out.write_text(json.dumps(results, indent=2) + "\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    write_json(out, results, args.overwrite)
     print(f"wrote {out}")
     return 0
 
@@ -496,15 +524,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise AudiodiffError(
             f"no shipped models yet in {PRETRAINED_DIR}: train one with a recipe (see README) "
             "and generate from its folder with `audiodiff generate --model DIR`")
-    from .generate import generate
+    from .generate import generate, resolve_vocoder
     from .hub import load
 
-    for name in shipped:
-        model = load(name)
+    models = {name: load(name) for name in shipped}
+    if args.vocoder is not None:
+        for model in models.values():  # every model must take it before any clip is made
+            resolve_vocoder(model, args.vocoder)
+    for name, model in models.items():
         examples = list(dict.fromkeys(model.demo_prompts(args.prompts) or []))  # distinct, in order
         clips = generate(model, num_samples=args.num_samples, prompt=examples or None, seed=args.seed,
                          vocoder=args.vocoder)
-        for path in write_clips(clips, model, check_out_dir(Path(args.out) / name), name, plot=False):
+        out = check_out_dir(Path(args.out) / name)
+        for path in write_clips(clips, model, out, name, plot=False, overwrite=args.overwrite):
             print(path)
     return 0
 
@@ -513,14 +545,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="audiodiff: %(levelname)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    new_folder = _first_missing(getattr(args, "out", None))
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except AudiodiffError as exc:
-        print(f"audiodiff: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"audiodiff: error: {_one_line(exc)}", file=sys.stderr)
+        code = EXIT_USAGE
     except KeyboardInterrupt:
         print("audiodiff: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if code != 0 and new_folder is not None:
+        _remove_empty_folders(new_folder)
+    return code
+
+
+def _first_missing(out: str | None) -> Path | None:
+    """The outermost folder of ``out`` that does not exist yet (what a failed run may leave behind)."""
+    if out is None:
+        return None
+    path = Path(out).absolute()
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove_empty_folders(top: Path) -> None:
+    """Remove ``top`` and the folders under it that hold no file (a failed run leaves no empty folders)."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for folder in sorted((p for p in top.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+    with contextlib.suppress(OSError):
+        top.rmdir()
 
 
 if __name__ == "__main__":

@@ -36,16 +36,16 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from .audio.io import load_audio, resample, to_mono
-from .errors import ConfigError
+from . import checks
+from .errors import AudioError, ConfigError
 from .generate import (Audio, PerRowGenerator, base_metadata, check_guidance, check_prompts, check_seconds,
-                       conditioned_denoiser, inference_sigmas, initial_noise, inputs_denoiser, make_generators,
+                       LONG_FORM_LIMIT, conditioned_denoiser, inference_sigmas, initial_noise, inputs_denoiser, make_generators,
                        resolve_sampler, resolve_vocoder, run_sampler, to_audio)
 from .model import DiffusionModel
 
@@ -61,23 +61,20 @@ __all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "inpai
 
 # -- checks and inputs -------------------------------------------------------------------------
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
+    return checks.number(name, value)
 
 
 def _fraction(name: str, value: Any, low: float, high: float, closed_high: bool = False) -> float:
     """``value`` in ``(low, high)`` (or ``(low, high]``), else a one-line error."""
-    value = _number(name, value)
-    if not (low < value < high or (closed_high and value == high)):
-        raise ConfigError(f"{name} must be in ({low:g}, {high:g}{']' if closed_high else ')'}, got {value:g}")
-    return value
+    return checks.number(name, value, low, high, low_open=True, high_open=not closed_high)
 
 
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+def _count(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    return checks.integer(name, value, minimum, maximum)
+
+
+#: the most clips one edit call makes (they are made in one batch)
+MAX_EDIT_CLIPS = 256
 
 
 def load_input(model: DiffusionModel, audio: AudioInput) -> tuple[torch.Tensor, str | None]:
@@ -96,14 +93,23 @@ def load_input(model: DiffusionModel, audio: AudioInput) -> tuple[torch.Tensor, 
         if feats is not None and tuple(feats.shape[:-1]) == tuple(model.representation.shape_per_frame):
             return model.to_net_layout(feats[None].to(model.device, torch.float32)), None  # (1, *shape, T)
         wave = resample(to_mono(audio.waveform), audio.sample_rate, model.sample_rate)
-    elif isinstance(audio, torch.Tensor) and audio.dim() in (1, 2):
+    elif isinstance(audio, torch.Tensor) and audio.dim() in (1, 2) and audio.is_floating_point():
         wave = to_mono(audio if audio.dim() == 2 else audio[None])  # (S,) or (C, S) -> (1, S)
     else:
-        raise ConfigError(f"audio must be a path, a waveform (S,) or (C, S), or an Audio, got {type(audio).__name__}")
+        raise ConfigError(f"audio must be a path, a float waveform (S,) or (C, S), or an Audio, got "
+                          f"{_describe(audio)}")
+    if not torch.isfinite(wave).all():
+        raise AudioError(f"input audio{' ' + source if source else ''} holds NaN or inf samples")
     if wave.shape[-1] < model.representation.hop_length:
         raise ConfigError(f"input audio{' ' + source if source else ''} is too short ({wave.shape[-1]} samples)")
     with torch.inference_mode():
         return model.encode(wave[None].to(model.device, torch.float32)), source  # (1, 1, S) -> (1, *net, T)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def check_length(model: DiffusionModel, x0: torch.Tensor, what: str) -> None:
@@ -287,14 +293,14 @@ def prepare(model: DiffusionModel, num_samples: int = 1, prompt: str | None = No
             guidance_scale: float | None = None, steps: int | None = None, sampler: Any = None,
             spacing: str | None = None, seed: int | None = None, vocoder: Any = None) -> EditRun:
     """Check the options every edit shares and resolve them (as :func:`~audiodiff.generate.generate` does)."""
-    _count("num_samples", num_samples, 1)
+    _count("num_samples", num_samples, 1, MAX_EDIT_CLIPS)
     prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
     scale = check_guidance(model, guidance_scale, 0.0)
     model.eval()
     sampler_obj = resolve_sampler(sampler, model)
     sigmas = inference_sigmas(model, steps, spacing)
     vocoder_obj = resolve_vocoder(model, vocoder)
-    seed = random.randrange(2**31) if seed is None else int(seed)
+    seed = checks.seed(seed, num_samples)
     seeds = list(range(seed, seed + num_samples))
     common = base_metadata(model, sampler_obj, sigmas, spacing, model.seconds, vocoder_obj)
     return EditRun(sampler_obj, sigmas, vocoder_obj, seeds, make_generators(seeds), prompts, negatives, scale, common)
@@ -427,13 +433,14 @@ def continue_audio(model: DiffusionModel, audio: AudioInput, seconds: float, num
         ``num_samples`` :class:`Audio` clips ``(1, S)`` of the input's length plus ``seconds``, with
         ``seam_ratio`` (:func:`seam_score` over the seams) in their metadata.
     """
-    seconds = _number("seconds", seconds)
-    if seconds <= 0:
-        raise ConfigError(f"seconds must be positive, got {seconds:g}")
+    seconds = checks.number("seconds", seconds, 0.0, LONG_FORM_LIMIT, low_open=True)
     x0, source = load_input(model, audio)
     run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
     check_jumps(jumps, jump_length, len(run.sigmas) - 1)
     frames = x0.shape[-1] + model.representation.frames_for(seconds) - 1
+    if frames <= x0.shape[-1]:
+        raise ConfigError(f"seconds={seconds:g} adds no frame to the clip (frames are "
+                          f"{model.representation.seconds_for(2) - model.representation.seconds_for(1):.3f} s apart)")
     plan = plan_windows(model, frames, overlap, crossfade)
     x = x0.expand(len(run.seeds), *x0.shape[1:])  # (1, ...) -> (B, ...)
     x, seams = extend(model, x, plan, run.sigmas, run.sampler, run.generators, run.denoiser(model), jumps,
@@ -572,7 +579,7 @@ def interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput,
     Returns:
         ``n`` :class:`Audio` clips ``(1, S)``.
     """
-    _count("n", n, 2)
+    _count("n", n, 2, MAX_EDIT_CLIPS)
     (xa, source_a), (xb, source_b) = load_input(model, audio_a), load_input(model, audio_b)
     frames = min(xa.shape[-1], xb.shape[-1])
     ends = torch.cat([xa[..., :frames], xb[..., :frames]])  # 2 x (1, ..., T) -> (2, ..., T)
@@ -616,7 +623,7 @@ def interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str, n: 
     Returns:
         ``n`` :class:`Audio` clips ``(1, S)``.
     """
-    _count("n", n, 2)
+    _count("n", n, 2, MAX_EDIT_CLIPS)
     if not model.is_conditional:
         raise ConfigError("this model is unconditional: it takes no prompt to interpolate")
     if not isinstance(prompt_a, str) or not isinstance(prompt_b, str):

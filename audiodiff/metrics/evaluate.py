@@ -465,8 +465,10 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: Mapping[str, Any], path_json: str | Path, path_md: str | Path) -> tuple[Path, Path]:
-    """Write ``report`` as indented JSON to ``path_json`` and as a markdown table to ``path_md`` (atomically)."""
-    json_path = atomic_write_bytes(path_json, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
-    md_path = atomic_write_bytes(path_md, markdown_table(report).encode())
+def write_report(report: Mapping[str, Any], path_json: str | Path, path_md: str | Path,
+                 overwrite: bool = True) -> tuple[Path, Path]:
+    """Write ``report`` as indented JSON to ``path_json`` and as a markdown table to ``path_md`` (atomically;
+    existing files are replaced only with ``overwrite``)."""
+    json_path = atomic_write_bytes(path_json, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode(), overwrite)
+    md_path = atomic_write_bytes(path_md, markdown_table(report).encode(), overwrite)
     return json_path, md_path
