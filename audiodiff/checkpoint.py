@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, shorten
 from .files import atomic_write_bytes, fsync_dir, json_bytes
 
 _fsync_dir = fsync_dir  # the name train.py has used
@@ -49,6 +49,18 @@ def save_folder(folder: str | os.PathLike, config: Mapping[str, Any], tensors: M
     atomic_write_bytes(folder / WEIGHTS_NAME, tensors_to_bytes(tensors, dtype))
     write_config(folder, config)
     return folder
+
+
+def path_in_folder(folder: str | os.PathLike, value: str | os.PathLike, what: str) -> Path:
+    """The path ``value`` named in a model folder's config, resolved against ``folder`` (symlinks
+    followed); a :class:`ModelLoadError` if it leads outside the folder.  The one check that keeps
+    a model folder self-contained: a downloaded config cannot reach ``../../etc`` or ``/home``."""
+    root = Path(folder).resolve()
+    target = (root / Path(value).expanduser()).resolve()
+    if not target.is_relative_to(root):
+        raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: {what} path {shorten(str(value))} leads outside the "
+                             "model folder; a model folder may only name files inside itself or shipped names")
+    return target
 
 
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
