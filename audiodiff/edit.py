@@ -590,7 +590,7 @@ def interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput,
     x = run_sampler(model, slerp(latents[:1], latents[1:], t), run.sigmas, run.sampler, None, callback,
                     run.denoiser(model))
     errors = [float((x[0] - ends[0]).abs().mean()), float((x[-1] - ends[1]).abs().mean())]
-    edit = {"name": "interpolate", "input": source_a, "input2": source_b, "inversion_error": errors}
+    edit = {"name": "interpolate", "input": source_a, "input2": source_b, "num_steps": n, "inversion_error": errors}
     clips = _finish(model, run, x, edit)
     for clip, weight in zip(clips, t.tolist()):
         clip.metadata.update(seed=None, t=weight)
@@ -637,7 +637,7 @@ def interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str, n: 
         denoise_fn = inputs_denoiser(model, cond, model.encode_prompts(run.negatives or [""] * n), run.scale)
     x = initial_noise(model, model.representation.frames_for(seconds), float(run.sigmas[0]), generators)
     x = run_sampler(model, x.to(model.device), run.sigmas, run.sampler, generators, callback, denoise_fn)
-    clips = _finish(model, run, x, {"name": "interpolate_prompts", "prompt2": prompt_b})
+    clips = _finish(model, run, x, {"name": "interpolate_prompts", "prompt2": prompt_b, "num_steps": n})
     for clip, weight in zip(clips, t.tolist()):
         clip.metadata.update(seed=run.seeds[0], t=weight)
     return clips

@@ -105,9 +105,15 @@ NOT_SETTINGS = frozenset({"command", "commit", "audiodiff_version", "seams", "se
 
 def settings_hash(metadata: Mapping[str, Any], length: int = 8) -> str:
     """A short hex digest of a sidecar's settings (everything but :data:`NOT_SETTINGS`)."""
-    settings = {k: v for k, v in metadata.items() if k not in NOT_SETTINGS}
-    text = json.dumps(settings, sort_keys=True, default=str)
+    text = json.dumps(_settings(metadata), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _settings(value: Any) -> Any:
+    """``value`` without the :data:`NOT_SETTINGS` keys, at every depth (an edit's ``inversion_error``)."""
+    if isinstance(value, Mapping):
+        return {k: _settings(v) for k, v in value.items() if k not in NOT_SETTINGS}
+    return value
 
 
 def slug(text: str, limit: int = 40) -> str:

@@ -280,6 +280,7 @@ def _confine_paths(config: dict[str, Any], folder: str | os.PathLike) -> tuple[d
     conditioner, the folder its encoder loads from.
     """
     from .conditioning.text import is_bundled
+    from .network import ALLOW_HUB_ENV, hub_allowed
 
     config = copy.deepcopy(config)
     representation = config.get("representation")
@@ -292,8 +293,14 @@ def _confine_paths(config: dict[str, Any], folder: str | os.PathLike) -> tuple[d
             name = cond["model"]
             if not isinstance(name, str):
                 raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: text encoder must be a name, got {shorten(name)}")
-            if not is_bundled(name):
-                encoder_paths[key] = str(path_in_folder(folder, name, "text encoder"))
+            if is_bundled(name):
+                continue
+            path = path_in_folder(folder, name, "text encoder")
+            if path.is_dir():
+                encoder_paths[key] = str(path)
+            elif not hub_allowed():
+                raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: text encoder {shorten(name)} is neither the bundled "
+                                     f"encoder nor a folder inside the model folder (a Hub name needs {ALLOW_HUB_ENV}=1)")
     return config, encoder_paths
 
 
