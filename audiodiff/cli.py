@@ -268,12 +268,30 @@ def check_out_dir(out: str | os.PathLike) -> Path:
 
 
 def _progress(total: int | None, quiet: bool):
+    """A progress bar and the sampler callback that moves it; the bar appears at the first step, so an
+    error found before sampling starts is printed alone (one line)."""
     if quiet:
         return None, None
-    from tqdm import tqdm
+    bar = _LazyBar(total)
+    return bar, bar.step
 
-    bar = tqdm(total=total, desc="sampling", unit="step", file=sys.stderr, leave=False)
-    return bar, (lambda info: bar.update(1))
+
+class _LazyBar:
+    """A tqdm bar on stderr created when the first step is reported."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total, self.bar = total, None
+
+    def step(self, info: dict) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc="sampling", unit="step", file=sys.stderr, leave=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def write_clips(clips: Iterable, model, out: Path, prefix: str, plot: bool, overwrite: bool = False) -> list[Path]:

@@ -109,3 +109,27 @@ def test_init_from_may_add_a_global_route_that_starts_at_zero(tmp_path):
     model("global").save(tmp_path / "global")  # a global source cannot lose its input
     with pytest.raises(audiodiff.ConfigError, match="net or representation differs"):
         init_weights(model("cross"), tmp_path / "global")
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_speech_debug_runs_are_reproducible_and_resume_exactly(tmp_path, shared_data):
+    """Two fresh runs of the real recipe on real audio with one seed give identical losses, and a run
+    stopped after its first step (time limit) and resumed gives the uninterrupted run's losses."""
+    recipe = REPO / "recipes" / "speech" / "train.py"
+    manifest = f"data.manifest={tmp_path / 'manifest.jsonl'}"
+    runs = {name: tmp_path / name for name in ("a", "b", "resumed")}
+    for name in ("a", "b"):
+        out = run(recipe, "experiment=debug", "eval.num_samples=0", manifest, f"run_dir={runs[name]}")
+        assert out.returncode == 0, out.stderr[-3000:]
+    assert len(_losses(runs["a"])) == 4 and _losses(runs["a"]) == _losses(runs["b"])
+    first = run(recipe, "experiment=debug", "eval.num_samples=0", manifest, f"run_dir={runs['resumed']}",
+                "train.time_limit=0.001")  # stops, with a checkpoint, after the first step
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(_losses(runs["resumed"])) == 1
+    rest = run(recipe, "experiment=debug", "eval.num_samples=0", manifest, f"run_dir={runs['resumed']}")
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    assert _losses(runs["resumed"]) == _losses(runs["a"])

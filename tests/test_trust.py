@@ -454,3 +454,19 @@ def test_non_finite_statistics_are_an_error():
     mel = Mel(**{k: v for k, v in TINY_MEL.items() if k != "name"})
     with pytest.raises(ConfigError, match="NaN or inf"):
         mel.fit_stats([torch.full((1, mel.n_mels, 4), float("nan"))])
+
+
+# -- reproducible seeds -------------------------------------------------------------------------------------
+def test_batch_vs_alone_tolerance_on_the_shipped_speech_model():
+    """The README's stated tolerance: clip i of a batch equals seed + i alone up to float batching noise,
+    at most one 16-bit step in under 1% of the samples of the written WAV."""
+    if "speech" not in audiodiff.list_models():
+        pytest.skip("no shipped speech model")
+    model = audiodiff.load("speech")
+    batch = audiodiff.generate(model, num_samples=3, prompt="seven", seed=3, batch_size=3)
+    for i, clip in enumerate(batch):
+        alone = audiodiff.generate(model, prompt="seven", seed=3 + i)[0]
+        a, b = ((c.waveform.clamp(-1, 1) * 32767).round() for c in (clip, alone))  # the 16-bit samples written
+        steps = (a - b).abs()
+        assert steps.max() <= 1 and (steps > 0).float().mean() < 0.01
+        assert (clip.waveform - alone.waveform).abs().max() < 1e-4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,12 @@ def load_audio(
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+        with sf.SoundFile(str(path)) as f:
+            if log_says_truncated(f.extra_info):
+                raise AudioError(f"audio file is truncated (it ends before its header says): {path}")
+            data, sr = f.read(dtype="float32", always_2d=True), f.samplerate  # (T, C)
+    except AudioError:
+        raise
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, ...
         raise AudioError(f"cannot decode audio file {path}: {str(exc).splitlines()[0]}") from None
     if data.shape[0] == 0:
@@ -55,6 +61,20 @@ def load_audio(
         wave = resample(wave, sr, sample_rate)
         sr = sample_rate
     return wave, int(sr)
+
+
+# libsndfile corrects a WAV's frame count when the file ends early and logs e.g.
+# "data : 16000 (should be 7978)"; a cut Ogg stream logs "Last page lacks an end-of-stream bit".
+_TRUNCATED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_TRUNCATED_OGG = "lacks an end-of-stream"
+
+
+def log_says_truncated(open_log: str) -> bool:
+    """True if libsndfile's open log (``SoundFile.extra_info``) says the data ends before the header says."""
+    match = _TRUNCATED_DATA.search(open_log)
+    if match is not None and int(match.group(1)) > int(match.group(2)):
+        return True
+    return _TRUNCATED_OGG in open_log
 
 
 def to_mono(wave: torch.Tensor) -> torch.Tensor:
