@@ -390,11 +390,17 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     kwargs.update({key: getattr(args, key) for key in shared})
     bar, callback = _progress(None, args.quiet)
     try:
-        clips = edit(model, callback=callback, **kwargs)
+        if "num_samples" in kwargs:  # made and written batch by batch: bounded memory for any -n
+            from .edit import in_batches
+
+            clips = in_batches(edit, model, callback=callback, **kwargs)
+        else:
+            clips = edit(model, callback=callback, **kwargs)
+        paths = write_clips(clips, model, out, args.prefix, args.plot, args.overwrite)
     finally:
         if bar is not None:
             bar.close()
-    for path in write_clips(clips, model, out, args.prefix, args.plot, args.overwrite):
+    for path in paths:
         print(path)
     return 0
 
@@ -420,7 +426,7 @@ def cmd_variation(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from .edit import interpolate, interpolate_prompts
+    from .edit import iter_interpolate, iter_interpolate_prompts
 
     if args.num_steps < 2:
         raise ConfigError(f"--num-steps must be >= 2 (both ends are included), got {args.num_steps}")
@@ -431,11 +437,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
             raise ConfigError("--prompt2 is for prompt interpolation; with --input/--input2 give at most --prompt")
         if args.seconds is not None:
             raise ConfigError("--seconds is for prompt interpolation; audio interpolation keeps the inputs' length")
-        return _run_edit(args, interpolate, ("prompt", "negative_prompt"), audio_a=args.input, audio_b=args.input2,
+        return _run_edit(args, iter_interpolate, ("prompt", "negative_prompt"), audio_a=args.input, audio_b=args.input2,
                          n=args.num_steps)  # deterministic: --seed plays no part
     if args.prompt is None or args.prompt2 is None:
         raise ConfigError("interpolate needs --input and --input2, or --prompt and --prompt2")
-    return _run_edit(args, interpolate_prompts, ("seed", "negative_prompt"), prompt_a=args.prompt,
+    return _run_edit(args, iter_interpolate_prompts, ("seed", "negative_prompt"), prompt_a=args.prompt,
                      prompt_b=args.prompt2, n=args.num_steps, seconds=args.seconds)
 
 

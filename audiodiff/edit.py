@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -53,7 +53,7 @@ DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[dict[str, Any]], None] | None
 AudioInput = Audio | torch.Tensor | str | os.PathLike
 
-__all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "inpaint", "interpolate",
+__all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "in_batches", "inpaint", "interpolate", "iter_interpolate", "iter_interpolate_prompts",
            "interpolate_prompts", "invert", "known_denoiser", "lerp_inputs", "load_input", "loop", "loop_seam_score",
            "mel_band", "mel_centres", "plan_windows", "repaint_segments", "run_inpainting", "seam_score", "slerp",
            "variation"]
@@ -118,6 +118,25 @@ def check_length(model: DiffusionModel, x0: torch.Tensor, what: str) -> None:
     if seconds > model.max_seconds + 1e-6:
         raise ConfigError(f"{what} works on clips of at most {model.max_seconds:g} s (this model's window); "
                           f"the input is {seconds:.2f} s")
+
+
+def in_batches(edit: Callable[..., list[Audio]], model: DiffusionModel, num_samples: int = 1,
+               seed: int | None = None, batch_size: int = 16, **kwargs: Any) -> Iterator[Audio]:
+    """The clips of ``edit(model, num_samples=num_samples, seed=seed, **kwargs)`` (``inpaint``,
+    ``continue_audio``, ``variation``, ``loop``), made ``batch_size`` at a time and handed out as each
+    batch is done: memory stays bounded for any ``num_samples``.  Clip ``i`` uses ``seed + i`` and has
+    index ``i``, as in one call."""
+    num_samples = checks.integer("num_samples", num_samples, 1)
+    batch_size = checks.integer("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
+    seed = checks.seed(seed, num_samples)
+
+    def clips() -> Iterator[Audio]:
+        for start in range(0, num_samples, batch_size):
+            for clip in edit(model, num_samples=min(batch_size, num_samples - start), seed=seed + start, **kwargs):
+                clip.metadata["index"] += start
+                yield clip
+
+    return clips()
 
 
 # -- regions: time range and mel band -> known mask ------------------------------------------------
@@ -567,34 +586,59 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput, n: int, prompt: str | None = None,
                 negative_prompt: str | None = None, guidance_scale: float | None = None, steps: int | None = None,
                 sampler: Any = "ddim", spacing: str | None = None, vocoder: Any = None,
-                callback: Callback = None) -> list[Audio]:
+                callback: Callback = None, batch_size: int = 16) -> list[Audio]:
     """``n`` clips from ``audio_a`` to ``audio_b``: invert both, slerp the latents, regenerate.
 
     Deterministic (no seed; ``sampler`` must be deterministic).  Guidance (``guidance_scale`` other
     than 1 with a prompt) makes inversion less exact; the error tells.  Both clips are cut to the
     shorter; each must fit the model's window.  The sidecars record ``t`` and ``inversion_error``:
     the mean absolute feature difference between each input and its regeneration from its own
-    latent (the clips at ``t = 0`` and ``t = 1``).
+    latent (the clips at ``t = 0`` and ``t = 1``).  The clips are regenerated ``batch_size`` at a
+    time; :func:`iter_interpolate` hands them out batch by batch (bounded memory for any ``n``).
 
     Returns:
         ``n`` :class:`Audio` clips ``(1, S)``.
     """
-    _count("n", n, 2, MAX_EDIT_CLIPS)
+    return list(iter_interpolate(model, audio_a, audio_b, n, prompt, negative_prompt, guidance_scale, steps, sampler,
+                                 spacing, vocoder, callback, batch_size))
+
+
+def iter_interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput, n: int,
+                     prompt: str | None = None, negative_prompt: str | None = None,
+                     guidance_scale: float | None = None, steps: int | None = None, sampler: Any = "ddim",
+                     spacing: str | None = None, vocoder: Any = None, callback: Callback = None,
+                     batch_size: int = 16) -> Iterator[Audio]:
+    """:func:`interpolate` as an iterator: the inputs are checked and inverted now, then the clips
+    come ``batch_size`` at a time."""
+    _count("n", n, 2)
+    batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     (xa, source_a), (xb, source_b) = load_input(model, audio_a), load_input(model, audio_b)
     frames = min(xa.shape[-1], xb.shape[-1])
     ends = torch.cat([xa[..., :frames], xb[..., :frames]])  # 2 x (1, ..., T) -> (2, ..., T)
     check_length(model, ends, "interpolate")
-    run = prepare(model, n, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, 0, vocoder)
+    rows = max(2, min(n, batch_size))
+    run = prepare(model, rows, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, 0, vocoder)
     latents = invert(model, ends, run.sigmas, run.sampler, run.denoiser(model, rows=2), callback)
     t = torch.linspace(0, 1, n)
-    x = run_sampler(model, slerp(latents[:1], latents[1:], t), run.sigmas, run.sampler, None, callback,
-                    run.denoiser(model))
-    errors = [float((x[0] - ends[0]).abs().mean()), float((x[-1] - ends[1]).abs().mean())]
+
+    def regenerate(weights: torch.Tensor) -> torch.Tensor:  # (k,) -> (k, ...)
+        return run_sampler(model, slerp(latents[:1], latents[1:], weights), run.sigmas, run.sampler, None, callback,
+                           run.denoiser(model, rows=len(weights)))
+
+    first = regenerate(t[:batch_size])
+    last = first[-1:] if n <= batch_size else regenerate(t[-1:])
+    errors = [float((first[0] - ends[0]).abs().mean()), float((last[0] - ends[1]).abs().mean())]
     edit = {"name": "interpolate", "input": source_a, "input2": source_b, "num_steps": n, "inversion_error": errors}
-    clips = _finish(model, run, x, edit)
-    for clip, weight in zip(clips, t.tolist()):
-        clip.metadata.update(seed=None, t=weight)
-    return clips
+
+    def clips() -> Iterator[Audio]:
+        for start in range(0, n, batch_size):
+            weights = t[start:start + batch_size]
+            x = first if start == 0 else regenerate(weights)
+            for clip, weight in zip(_finish(model, run, x, edit), weights.tolist()):
+                clip.metadata.update(seed=None, t=weight, index=start + clip.metadata["index"])
+                yield clip
+
+    return clips()
 
 
 def lerp_inputs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], w: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -615,32 +659,56 @@ def lerp_inputs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], w: torch
 def interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str, n: int, seconds: float | None = None,
                         negative_prompt: str | None = None, guidance_scale: float | None = None,
                         steps: int | None = None, sampler: Any = None, spacing: str | None = None,
-                        seed: int | None = None, vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+                        seed: int | None = None, vocoder: Any = None, callback: Callback = None,
+                        batch_size: int = 16) -> list[Audio]:
     """``n`` clips from one starting noise whose conditioning moves linearly from ``prompt_a`` to ``prompt_b``.
 
-    Every clip uses the generator of ``seed`` (the same noise); the sidecars record ``t``.
+    Every clip uses the generator of ``seed`` (the same noise); the sidecars record ``t``.  The clips
+    are made ``batch_size`` at a time (:func:`iter_interpolate_prompts` hands them out as they come).
 
     Returns:
         ``n`` :class:`Audio` clips ``(1, S)``.
     """
-    _count("n", n, 2, MAX_EDIT_CLIPS)
+    return list(iter_interpolate_prompts(model, prompt_a, prompt_b, n, seconds, negative_prompt, guidance_scale, steps,
+                                         sampler, spacing, seed, vocoder, callback, batch_size))
+
+
+def iter_interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str, n: int,
+                             seconds: float | None = None, negative_prompt: str | None = None,
+                             guidance_scale: float | None = None, steps: int | None = None, sampler: Any = None,
+                             spacing: str | None = None, seed: int | None = None, vocoder: Any = None,
+                             callback: Callback = None, batch_size: int = 16) -> Iterator[Audio]:
+    """:func:`interpolate_prompts` as an iterator: checked now, then made ``batch_size`` clips at a time."""
+    _count("n", n, 2)
+    batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     if not model.is_conditional:
         raise ConfigError("this model is unconditional: it takes no prompt to interpolate")
     if not isinstance(prompt_a, str) or not isinstance(prompt_b, str):
         raise ConfigError("prompts must be strings")
     seconds = check_seconds(model, seconds)
-    run = prepare(model, n, prompt_a, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
-    generators = make_generators([run.seeds[0]] * n)
+    run = prepare(model, min(n, batch_size), prompt_a, negative_prompt, guidance_scale, steps, sampler, spacing, seed,
+                  vocoder)
     t = torch.linspace(0, 1, n, device=model.device)
-    with torch.inference_mode():
-        cond = lerp_inputs(model.encode_prompts([prompt_a] * n), model.encode_prompts([prompt_b] * n), t)
-        denoise_fn = inputs_denoiser(model, cond, model.encode_prompts(run.negatives or [""] * n), run.scale)
-    x = initial_noise(model, model.representation.frames_for(seconds), float(run.sigmas[0]), generators)
-    x = run_sampler(model, x.to(model.device), run.sigmas, run.sampler, generators, callback, denoise_fn)
-    clips = _finish(model, run, x, {"name": "interpolate_prompts", "prompt2": prompt_b, "num_steps": n})
-    for clip, weight in zip(clips, t.tolist()):
-        clip.metadata.update(seed=run.seeds[0], t=weight)
-    return clips
+    edit = {"name": "interpolate_prompts", "prompt2": prompt_b, "num_steps": n}
+
+    def batch(weights: torch.Tensor) -> torch.Tensor:  # (k,) -> (k, ...) from the one noise of the seed
+        k = len(weights)
+        generators = make_generators([run.seeds[0]] * k)
+        with torch.inference_mode():
+            cond = lerp_inputs(model.encode_prompts([prompt_a] * k), model.encode_prompts([prompt_b] * k), weights)
+            negatives = model.encode_prompts((run.negatives or [""] * k)[:k])
+            denoise_fn = inputs_denoiser(model, cond, negatives, run.scale)
+        x = initial_noise(model, model.representation.frames_for(seconds), float(run.sigmas[0]), generators)
+        return run_sampler(model, x.to(model.device), run.sigmas, run.sampler, generators, callback, denoise_fn)
+
+    def clips() -> Iterator[Audio]:
+        for start in range(0, n, batch_size):
+            weights = t[start:start + batch_size]
+            for clip, weight in zip(_finish(model, run, batch(weights), edit), weights.tolist()):
+                clip.metadata.update(seed=run.seeds[0], t=weight, index=start + clip.metadata["index"])
+                yield clip
+
+    return clips()
 
 
 # -- loops -------------------------------------------------------------------------------------------

@@ -470,3 +470,41 @@ def test_batch_vs_alone_tolerance_on_the_shipped_speech_model():
         steps = (a - b).abs()
         assert steps.max() <= 1 and (steps > 0).float().mean() < 0.01
         assert (clip.waveform - alone.waveform).abs().max() < 1e-4
+
+
+# -- bounded memory for edits: batch by batch ------------------------------------------------------------
+def test_edits_in_batches_equal_one_call(tiny_model, wav):
+    from audiodiff.edit import in_batches, variation
+
+    whole = variation(tiny_model, wav, 0.5, num_samples=5, seed=9, steps=2)
+    parts = in_batches(variation, tiny_model, num_samples=5, seed=9, batch_size=2, audio=wav, strength=0.5, steps=2)
+    first = next(parts)
+    assert first.metadata["index"] == 0
+    parts = [first, *parts]
+    assert [c.metadata["index"] for c in parts] == list(range(5))
+    assert [c.metadata["seed"] for c in parts] == list(range(9, 14))
+    for a, b in zip(whole, parts):
+        assert torch.allclose(a.features, b.features, atol=1e-4)
+        assert a.file_name() == b.file_name(), "the same settings give the same names"
+
+
+def test_interpolation_in_batches_equals_one_batch(tiny_model, wav, tmp_path):
+    from audiodiff.edit import interpolate, iter_interpolate
+
+    other = audiodiff.audio.save_audio(tmp_path / "b.wav", 0.2 * torch.randn(1, SR // 4), SR)
+    one = interpolate(tiny_model, wav, other, 5, steps=3)
+    streamed = list(iter_interpolate(tiny_model, wav, other, 5, steps=3, batch_size=2))
+    assert [c.metadata["t"] for c in streamed] == [c.metadata["t"] for c in one]
+    assert [c.metadata["index"] for c in streamed] == list(range(5))
+    for a, b in zip(one, streamed):
+        assert torch.allclose(a.features, b.features, atol=1e-4)
+        assert a.metadata["edit"]["inversion_error"] == pytest.approx(b.metadata["edit"]["inversion_error"], abs=1e-5)
+    assert interpolate(tiny_model, wav, other, 300, steps=1, batch_size=64)[-1].metadata["t"] == 1.0
+
+
+def test_cli_edits_make_more_clips_than_one_batch(model_dir, wav, tmp_path):
+    out = tmp_path / "out"
+    assert main(["variation", "-m", str(model_dir), "-o", str(out), "-i", str(wav), "--strength", "0.3",
+                 "-n", "20", "--steps", "1", "--seed", "0", "--quiet"]) == 0
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in out.glob("*.json"))
+    assert seeds == list(range(20))
