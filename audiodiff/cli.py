@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -259,9 +260,9 @@ def check_out_dir(out: str | os.PathLike) -> Path:
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".audiodiff-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".audiodiff-write-test-", dir=out)  # O_EXCL: follows no planted link
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
     return out

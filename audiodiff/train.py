@@ -661,7 +661,8 @@ def _demo(run_dir: Path, ema_model: DiffusionModel, step: int, cfg: TrainConfig)
     for i, clip in enumerate(clips):
         log_mel = ema_model.representation.to_log_mel(clip.features[None])[0]  # (1, n_mels, T) -> (n_mels, T)
         try:
-            clip.save(out / f"demo_{i}.wav", plot=True, log_mel=log_mel, hop_length=ema_model.representation.hop_length)
+            clip.save(out / f"demo_{i}.wav", plot=True, log_mel=log_mel, hop_length=ema_model.representation.hop_length,
+                      overwrite=True)  # a resumed run remakes the demos of its step
         except AudiodiffError:  # no matplotlib: keep the WAVs
-            clip.save(out / f"demo_{i}.wav")
+            clip.save(out / f"demo_{i}.wav", overwrite=True)
     ema_model.train(False)

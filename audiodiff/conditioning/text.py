@@ -193,13 +193,15 @@ class TextConditioner(Conditioner):
         With the file loaded (:meth:`load_cache`), training on those captions never loads the
         sentence encoder: useful on a machine without the ``text`` extra or its weights.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from ..files import atomic_write_bytes
 
         tensors, prompts = {}, list(self._cache)
         for i, text in enumerate(prompts):
             tok, sent = self._cache[text]
             tensors[f"tokens.{i}"], tensors[f"sentence.{i}"] = tok.contiguous(), sent.contiguous()
-        save_file(tensors, str(path), metadata={"model": self.model_name, "prompts": json.dumps(prompts)})
+        atomic_write_bytes(path, save(tensors, metadata={"model": self.model_name, "prompts": json.dumps(prompts)}))
 
     def load_cache(self, path: str | os.PathLike) -> int:
         """Add the encoder outputs saved by :meth:`save_cache`; returns how many prompts were read."""
