@@ -18,6 +18,8 @@ from typing import Any
 
 from .errors import ConfigError, shorten
 
+#: device types that can run a model and hand audio back (not ``meta``)
+RUN_DEVICES = ("cpu", "cuda", "mps", "xpu")
 #: seeds are in [0, SEED_LIMIT)
 SEED_LIMIT = 2**64
 #: the largest magnitude accepted for an unbounded real option (a guidance scale, a sampler option):
@@ -72,3 +74,19 @@ def seed(value: Any, count: int = 1) -> int:
     if value is None:
         return random.randrange(2**31)
     return integer("seed", value, 0, SEED_LIMIT - count)
+
+
+def device(name: Any) -> str:
+    """A torch device that can run a model here (default: ``cuda`` if available, else ``cpu``)."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(name).type
+        if kind not in RUN_DEVICES:
+            raise RuntimeError(f"audio cannot be made on a {kind} device; use one of {', '.join(RUN_DEVICES)}")
+        torch.empty(0, device=name)
+    except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+        raise ConfigError(f"device {shorten(str(name))} is not available: {str(exc).splitlines()[0]}") from None
+    return str(name)

@@ -236,23 +236,10 @@ def _add_edit_parsers(sub) -> None:
     lp.set_defaults(func=cmd_loop)
 
 
-#: device types that can run a model and hand audio back
-RUN_DEVICES = ("cpu", "cuda", "mps", "xpu")
-
-
 def _device(name: str | None) -> str:
-    import torch
+    from .checks import device
 
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        if torch.device(name).type not in RUN_DEVICES:
-            raise RuntimeError(f"audio cannot be made on a {torch.device(name).type} device; "
-                               f"use one of {', '.join(RUN_DEVICES)}")
-        torch.empty(0, device=name)
-    except (RuntimeError, AssertionError, ValueError) as exc:
-        raise ConfigError(f"device {name!r} is not available: {str(exc).splitlines()[0]}") from None
-    return name
+    return device(name)
 
 
 def check_out_dir(out: str | os.PathLike) -> Path:

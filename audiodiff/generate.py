@@ -412,7 +412,7 @@ def iter_generate(
     overlap = checks.number("overlap", overlap, 0.0, 1.0, low_open=True, high_open=True)
     seed = checks.seed(seed, len(prompts))
     if device is not None:
-        model = model.to(device)
+        model = model.to(checks.device(device))
     model.eval()
     sampler_obj = resolve_sampler(sampler, model)
     sigmas = inference_sigmas(model, steps, spacing)

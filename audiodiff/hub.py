@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .checkpoint import CONFIG_NAME
 from .errors import ModelLoadError
 from .model import DiffusionModel
@@ -72,4 +73,4 @@ def load(name_or_dir: str | os.PathLike, device: Any = None) -> DiffusionModel:
     folder = resolve(name_or_dir)
     model = DiffusionModel.from_folder(folder)
     model.source = str(name_or_dir)
-    return model.to(device) if device is not None else model
+    return model.to(checks.device(device)) if device is not None else model

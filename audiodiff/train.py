@@ -368,6 +368,15 @@ def read_state(ckpt: Path) -> dict[str, Any]:
         raise TrainingError(f"cannot read {ckpt / 'state.pt'}: {str(exc).splitlines()[0][:200]}") from None
 
 
+@contextlib.contextmanager
+def state_errors(ckpt: Path) -> Iterator[None]:
+    """Turn a ``state.pt`` that does not fit the run (missing keys, other shapes) into one line."""
+    try:
+        yield
+    except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
+        raise TrainingError(f"{ckpt / 'state.pt'} does not fit this run: {str(exc).splitlines()[0][:200]}") from None
+
+
 def load_weights(module: torch.nn.Module, ckpt: Path, name: str) -> None:
     """Load ``ckpt/name`` (safetensors) into ``module``; weights of another shape are a one-line error."""
     try:
@@ -622,17 +631,16 @@ def _restore(ckpt: Path, model, optimizer, scheduler, progress, noise_gen, cfg, 
     ema = EMA(model, cfg.ema_decay)
     load_weights(ema.model, ckpt, "ema.safetensors")
     state = read_state(ckpt)
-    try:
+    with state_errors(ckpt):
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise TrainingError(f"{ckpt / 'state.pt'} does not fit this run: {str(exc).splitlines()[0][:200]}") from None
-    if state.get("world_size", 1) == info.world_size:
-        set_rng_state(state["rng"], noise_gen)
-    else:
-        log.warning("resuming with %d processes instead of %d: RNG streams restart", info.world_size, state["world_size"])
-    progress.step, progress.epoch = state["step"], state["epoch"]
-    progress.batch_in_epoch, progress.skipped_steps = state["batch_in_epoch"], state["skipped_steps"]
+        if state.get("world_size", 1) == info.world_size:
+            set_rng_state(state["rng"], noise_gen)
+        else:
+            log.warning("resuming with %d processes instead of %d: RNG streams restart", info.world_size,
+                        state["world_size"])
+        progress.step, progress.epoch = int(state["step"]), int(state["epoch"])
+        progress.batch_in_epoch, progress.skipped_steps = int(state["batch_in_epoch"]), int(state["skipped_steps"])
     if info.is_main:
         log.info("resumed from %s (step %d)", ckpt, progress.step)
     return ema

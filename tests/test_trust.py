@@ -235,6 +235,8 @@ def test_likelihood_refuses_non_finite_results(tiny_model, wav, monkeypatch):
     ({"seconds": 0.001}, "too short"),
     ({"seconds": "1"}, "seconds must be a positive number"),
     ({"overlap": "half", "seconds": 1.0}, "overlap must be a number"),
+    ({"device": "meta"}, "device 'meta' is not available"),
+    ({"sampler": {"name": "ddim", "eta": "x"}}, "cannot build sampler"),
 ])
 def test_api_raises_its_own_errors(tiny_model, kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -538,3 +540,17 @@ def test_loading_the_text_encoder_shows_no_progress_bar(capfd):
     assert encoder is not None
     captured = capfd.readouterr()
     assert "%|" not in captured.err and "Loading" not in captured.err, captured.err[-500:]
+
+
+def test_resume_from_a_state_of_another_shape_is_one_line(trained_run, tmp_path):
+    from audiodiff.train import TrainConfig, fit
+    from train_helpers import ToneDataset
+
+    run = copy_run(trained_run, tmp_path)
+    ckpt = run / "checkpoints" / "step_0000004"
+    torch.save({"step": 4}, ckpt / "state.pt")  # no optimizer, no RNG
+    (ckpt / "checksums.json").unlink()
+    torch.manual_seed(0)
+    with pytest.raises(TrainingError, match="does not fit this run"):
+        fit(DiffusionModel(tiny_config(seconds=0.25)), ToneDataset(), run,
+            TrainConfig(steps=6, batch_size=4, num_workers=0, progress=False))

@@ -49,8 +49,8 @@ from ..checkpoint import read_config, tensors_to_bytes
 from ..errors import ConfigError
 from ..metrics.spectral import mr_stft_loss
 from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, check_settings, checkpoint_step,
-                     config_from_dict, latest_checkpoint, load_weights, lr_factor, read_state, resolve_device, rng_state, set_rng_state,
-                     write_checkpoint_folder)
+                     config_from_dict, latest_checkpoint, load_weights, lr_factor, read_state, resolve_device,
+                     rng_state, set_rng_state, state_errors, write_checkpoint_folder)
 from .base import Vocoder, save_vocoder_folder
 from .discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator, discriminator_loss,
                              feature_matching_loss, generator_loss, resolutions_for)
@@ -437,11 +437,12 @@ def _restore(ckpt: Path, parts: _Parts, progress: _Progress, vocoder: Vocoder) -
     load_weights(parts.generator, ckpt, "generator.safetensors")
     load_weights(parts.discriminators, ckpt, "discriminators.safetensors")
     state = read_state(ckpt)
-    parts.opt_g.load_state_dict(state["opt_g"])
-    parts.opt_d.load_state_dict(state["opt_d"])
-    set_rng_state(state["rng"], parts.segment_gen)
-    progress.step, progress.epoch = state["step"], state["epoch"]
-    progress.batch_in_epoch, progress.skipped_steps = state["batch_in_epoch"], state["skipped_steps"]
+    with state_errors(ckpt):
+        parts.opt_g.load_state_dict(state["opt_g"])
+        parts.opt_d.load_state_dict(state["opt_d"])
+        set_rng_state(state["rng"], parts.segment_gen)
+        progress.step, progress.epoch = int(state["step"]), int(state["epoch"])
+        progress.batch_in_epoch, progress.skipped_steps = int(state["batch_in_epoch"]), int(state["skipped_steps"])
     log.info("resumed vocoder training from %s (step %d)", ckpt, progress.step)
 
 
