@@ -23,11 +23,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from . import __version__
+from . import __version__, checks
 from .audio.io import save_audio
 from .diffusion.guidance import guided_denoiser
 from .diffusion.samplers import Sampler
-from . import checks
 from .errors import AudiodiffError, ConfigError, shorten
 from .files import atomic_write_bytes, check_target, json_bytes
 from .model import DiffusionModel, component_config
@@ -89,6 +88,8 @@ class Audio:
     def file_name(self, prefix: str = "clip") -> str:
         """``{prefix}_{index:03d}[_{prompt}][_seed{seed}]_{settings}.wav``: ``settings`` is a short hash of
         the sidecar's settings, so runs with other settings never share a name (see :func:`settings_hash`)."""
+        if not isinstance(prefix, str) or not prefix or prefix != Path(prefix).name or prefix.startswith("."):
+            raise ConfigError(f"a file name prefix must be a plain name (no folder, not hidden), got {shorten(prefix)}")
         meta = self.metadata
         tag = slug(meta.get("prompt") or "")
         seed = meta.get("seed")

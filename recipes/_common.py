@@ -185,7 +185,8 @@ def run_generate(cfg: DictConfig) -> list[Path]:
                                steps=cfg.get("steps"), sampler=cfg.get("sampler"),
                                guidance_scale=cfg.get("guidance_scale"), seconds=cfg.get("seconds"))
     out = check_out_dir(resolve(cfg.out_dir))
-    paths = write_clips(clips, model, out, cfg.get("prefix", "clip"), bool(cfg.get("plot", False)))
+    paths = write_clips(clips, model, out, cfg.get("prefix", "clip"), bool(cfg.get("plot", False)),
+                        bool(cfg.get("overwrite", False)))
     for p in paths:
         print(p)
     return paths

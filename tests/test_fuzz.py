@@ -169,6 +169,8 @@ def run_case(corpus: dict, argv: list[str]) -> tuple[int, str]:
             assert len(lines) == 1 and lines[0].startswith("audiodiff: error: "), (argv, lines)
         assert "Traceback" not in err.getvalue()
         assert list(cwd.iterdir()) == [], f"{argv} wrote into the current folder"
+        beside = set(os.listdir(work)) - {"cwd", "out", "out.json"}
+        assert not beside, f"{argv} wrote beside --out: {beside}"
         check_no_partial_files(out, code)
     assert snapshot(root) == before, f"{argv} changed a file outside --out"
     return code, lines[0] if lines else ""
@@ -227,6 +229,14 @@ def test_fuzz_prompts_and_counts(corpus, prompt, count):
     code, line = run_case(corpus, ["generate", "-m", str(model), "-o", "{out}", "-q", "--steps", "1",
                                    "--prompt", prompt, "-n", str(count)])
     assert code == 2 and len(line) <= 400  # the tiny model is unconditional: a prompt is always an error
+
+
+@FUZZ
+@given(prefix=st.sampled_from(["../escape", "/tmp/abs", "a/b", ".hidden", "..", "", "ok"]) | st.text(max_size=12))
+def test_fuzz_prefixes_stay_in_out(corpus, prefix):
+    code, _ = run_case(corpus, ["generate", "-m", str(corpus["models"]["good"]), "-o", "{out}", "-q", "--steps", "1",
+                                "--prefix", prefix])
+    assert code == 2 or "/" not in prefix
 
 
 # -- bad files ------------------------------------------------------------------------------------------------
