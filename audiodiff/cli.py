@@ -25,6 +25,8 @@ from .errors import AudiodiffError, ConfigError
 EXIT_USAGE = 2
 #: an error line longer than this is cut (a 100 KB prompt must not be echoed whole)
 MAX_ERROR_CHARS = 400
+#: the largest --prompts-file read
+MAX_PROMPTS_FILE = 16 * 2**20
 OVERWRITE_HELP = "replace existing output files (default: an existing file is an error)"
 
 
@@ -299,7 +301,11 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
     out = list(prompts or [])
     if prompts_file:
         try:
-            lines = Path(prompts_file).read_text().splitlines()
+            with open(prompts_file, "rb") as f:
+                data = f.read(MAX_PROMPTS_FILE + 1)  # /dev/zero or a huge file must not fill the memory
+            if len(data) > MAX_PROMPTS_FILE:
+                raise ConfigError(f"prompts file {prompts_file} is larger than {MAX_PROMPTS_FILE // 2**20} MiB")
+            lines = data.decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read prompts file {prompts_file}: {getattr(exc, 'strerror', None) or exc}") from None
         out.extend(line.strip() for line in lines if line.strip())

@@ -239,6 +239,17 @@ def test_fuzz_prefixes_stay_in_out(corpus, prefix):
     assert code == 2 or "/" not in prefix
 
 
+@pytest.mark.parametrize("source", ["/dev/zero", "{pickle}", "{folder}", "{missing}"])
+def test_fuzz_bad_prompts_files(corpus, source):
+    audio = corpus["audio"]
+    path = source.format(pickle=audio["pickle.wav"], folder=audio["folder.wav"], missing=audio["missing.wav"])
+    if not Path(path).exists() and source == "/dev/zero":
+        pytest.skip("no /dev/zero")
+    code, line = run_case(corpus, ["generate", "-m", str(corpus["models"]["good"]), "-o", "{out}", "-q",
+                                   "--prompts-file", path])
+    assert code == 2 and "prompts file" in line
+
+
 # -- bad files ------------------------------------------------------------------------------------------------
 BAD_AUDIO = ["empty.wav", "random.wav", "truncated.wav", "header-only.wav", "text.wav", "pickle.wav", "nan.wav",
              "inf.wav", "neginf.wav", "all-inf.wav", "tiny.wav", "zero-frames.wav", "folder.wav", "missing.wav"]
