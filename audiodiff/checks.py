@@ -20,6 +20,10 @@ from .errors import ConfigError, shorten
 
 #: device types that can run a model and hand audio back (not ``meta``)
 RUN_DEVICES = ("cpu", "cuda", "mps", "xpu")
+#: the most clips one call makes (they stream to disk, but each needs its seed, prompt and sidecar)
+MAX_CLIPS = 1_000_000
+#: the most clips sampled together in one batch
+MAX_BATCH = 1024
 #: seeds are in [0, SEED_LIMIT)
 SEED_LIMIT = 2**64
 #: the largest magnitude accepted for an unbounded real option (a guidance scale, a sampler option):

@@ -75,6 +75,8 @@ def _count(name: str, value: Any, minimum: int, maximum: int | None = None) -> i
 
 #: the most clips one edit call makes (they are made in one batch)
 MAX_EDIT_CLIPS = 256
+#: the most RePaint resamplings per jump point (each repeats jump_length sampler steps)
+MAX_JUMPS = 100
 
 
 def load_input(model: DiffusionModel, audio: AudioInput) -> tuple[torch.Tensor, str | None]:
@@ -126,7 +128,7 @@ def in_batches(edit: Callable[..., list[Audio]], model: DiffusionModel, num_samp
     ``continue_audio``, ``variation``, ``loop``), made ``batch_size`` at a time and handed out as each
     batch is done: memory stays bounded for any ``num_samples``.  Clip ``i`` uses ``seed + i`` and has
     index ``i``, as in one call."""
-    num_samples = checks.integer("num_samples", num_samples, 1)
+    num_samples = checks.integer("num_samples", num_samples, 1, checks.MAX_CLIPS)
     batch_size = checks.integer("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     seed = checks.seed(seed, num_samples)
 
@@ -243,7 +245,7 @@ def masked_start(model: DiffusionModel, x0: torch.Tensor, known: torch.Tensor, s
 
 
 def check_jumps(jumps: int, jump_length: int, steps: int) -> None:
-    _count("jumps", jumps, 0)
+    _count("jumps", jumps, 0, MAX_JUMPS)
     _count("jump_length", jump_length, 1)
     if jumps > 0 and jump_length >= steps:
         raise ConfigError(f"jump_length ({jump_length}) must be below the number of steps ({steps}) "
@@ -610,7 +612,7 @@ def iter_interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioI
                      batch_size: int = 16) -> Iterator[Audio]:
     """:func:`interpolate` as an iterator: the inputs are checked and inverted now, then the clips
     come ``batch_size`` at a time."""
-    _count("n", n, 2)
+    _count("n", n, 2, checks.MAX_CLIPS)
     batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     (xa, source_a), (xb, source_b) = load_input(model, audio_a), load_input(model, audio_b)
     frames = min(xa.shape[-1], xb.shape[-1])
@@ -679,7 +681,7 @@ def iter_interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str
                              spacing: str | None = None, seed: int | None = None, vocoder: Any = None,
                              callback: Callback = None, batch_size: int = 16) -> Iterator[Audio]:
     """:func:`interpolate_prompts` as an iterator: checked now, then made ``batch_size`` clips at a time."""
-    _count("n", n, 2)
+    _count("n", n, 2, checks.MAX_CLIPS)
     batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     if not model.is_conditional:
         raise ConfigError("this model is unconditional: it takes no prompt to interpolate")

@@ -213,8 +213,12 @@ def to_audio(model: DiffusionModel, x: torch.Tensor, vocoder: Any, metadata: Seq
 
 def check_prompts(model: DiffusionModel, prompt: str | Sequence[str] | None, negative_prompt: str | Sequence[str] | None,
                   num_samples: int) -> tuple[list[str], list[str] | None]:
-    """One prompt per clip (each prompt repeated ``num_samples`` times), and the negative prompts."""
+    """One prompt per clip (each prompt repeated ``num_samples`` times), and the negative prompts;
+    at most :data:`audiodiff.checks.MAX_CLIPS` clips."""
+    num_samples = checks.integer("num_samples", num_samples, 1, checks.MAX_CLIPS)
     prompts = _strings("prompt", prompt)
+    if len(prompts) * num_samples > checks.MAX_CLIPS:
+        raise ConfigError(f"{len(prompts)} prompts x {num_samples} clips is more than {checks.MAX_CLIPS} in one call")
     if prompts and not model.is_conditional:
         raise ConfigError("this model is unconditional: it takes no prompt")
     if negative_prompt is not None and not model.is_conditional:
@@ -405,10 +409,9 @@ def iter_generate(
     """:func:`generate` as an iterator: every argument is checked now, then the clips come batch by
     batch as they are made (memory stays bounded for any ``num_samples``; the CLI writes each batch
     to disk before making the next)."""
-    num_samples = checks.integer("num_samples", num_samples, 1)
     prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
     scale = check_guidance(model, guidance_scale, guidance_rescale)
-    batch_size = checks.integer("batch_size", batch_size, 1)
+    batch_size = checks.integer("batch_size", batch_size, 1, checks.MAX_BATCH)
     seconds = check_seconds(model, seconds, long_form=True)
     overlap = checks.number("overlap", overlap, 0.0, 1.0, low_open=True, high_open=True)
     seed = checks.seed(seed, len(prompts))

@@ -289,7 +289,7 @@ def test_inversion_error_shrinks_with_steps(tiny_model):
 def test_interpolate_errors(tiny_model):
     with pytest.raises(ConfigError, match="deterministic sampler"):
         interpolate(tiny_model, test_wave(), test_wave(seed=1), 3, steps=3, sampler="ddpm")
-    with pytest.raises(ConfigError, match="n must be an integer >= 2"):
+    with pytest.raises(ConfigError, match=r"n must be an integer in \[2, "):
         interpolate(tiny_model, test_wave(), test_wave(seed=1), 1)
     with pytest.raises(ConfigError, match="unconditional"):
         interpolate_prompts(tiny_model, "a", "b", 3)

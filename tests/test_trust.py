@@ -554,3 +554,16 @@ def test_resume_from_a_state_of_another_shape_is_one_line(trained_run, tmp_path)
     with pytest.raises(TrainingError, match="does not fit this run"):
         fit(DiffusionModel(tiny_config(seconds=0.25)), ToneDataset(), run,
             TrainConfig(steps=6, batch_size=4, num_workers=0, progress=False))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "-n", str(10**12)], "num_samples must be an integer in [1, 1000000]"),
+    (["generate", "--batch-size", str(10**9)], "batch_size must be an integer in [1, 1024]"),
+    (["inpaint", "-i", "{wav}", "--start", "0", "--end", "0.1", "--jumps", str(10**9)], "jumps must be an integer"),
+    (["interpolate", "-i", "{wav}", "--input2", "{wav}", "--num-steps", str(10**12)], "n must be an integer in"),
+    (["variation", "-i", "{wav}", "--strength", "0.5", "-n", str(10**12)], "num_samples must be an integer in"),
+])
+def test_counts_have_a_sane_range(model_dir, wav, tmp_path, capsys, argv, message):
+    argv = [a.format(wav=wav) for a in argv] + ["-m", str(model_dir), "-o", str(tmp_path / "out"), "-q"]
+    assert main(argv) == 2
+    assert message in one_line_error(capsys)
