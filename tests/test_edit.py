@@ -145,7 +145,7 @@ def test_mel_centres_match_torchaudio_and_librosa():
     ({"start": 0.1, "end": 0.2, "fmin": 3000, "fmax": 1000}, "fmin < fmax"),
     ({"start": 0.1, "end": 0.2, "fmax": 9000}, "the model's mel range"),
     ({"start": 0.1, "end": 0.2, "fmin": 1000, "fmax": 1001}, "holds no mel bin"),
-    ({"start": 0.1, "end": 0.2, "jumps": -1}, "jumps must be an integer >= 0"),
+    ({"start": 0.1, "end": 0.2, "jumps": -1}, r"jumps must be an integer in \[0, 100\]"),
     ({"start": 0.1, "end": 0.2, "jumps": 1, "jump_length": 4}, "jump_length (4) must be below"),
     ({"start": 0.1, "end": 0.2, "prompt": "a dog"}, "unconditional"),
     ({"start": 0.1, "end": 0.2, "num_samples": 0}, "num_samples"),
