@@ -38,9 +38,9 @@ def resolve(name_or_dir: str | os.PathLike) -> Path:
     if text.startswith(HUB_PREFIX):
         return download(text[len(HUB_PREFIX):])
     shipped = list_models()
-    if text in shipped and isinstance(name_or_dir, str):
-        return shipped[text]
     path = Path(text).expanduser()
+    if text in shipped and (isinstance(name_or_dir, str) or not path.is_dir()):
+        return shipped[text]
     if path.is_dir():
         return path
     if path.exists():
