@@ -2,8 +2,10 @@
 
 ``generate`` makes clips from noise (any length: long ones in overlapping windows); ``inpaint``,
 ``continue``, ``variation``, ``interpolate`` and ``loop`` wrap :mod:`audiodiff.edit`.  Every command
-writes WAVs with JSON sidecars.  Every error a user can cause prints one line
-``audiodiff: error: ...`` and exits with status 2.
+writes WAVs with JSON sidecars, batch by batch as they are made, under names that carry a hash of
+their settings; an existing file is replaced only with ``--overwrite``.  Every error a user can
+cause (argparse's included) prints one line ``audiodiff: error: ...`` and exits with status 2, and
+a failed run leaves no empty output folder.
 """
 
 from __future__ import annotations
