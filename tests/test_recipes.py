@@ -118,18 +118,29 @@ def _losses(run_dir: Path) -> list[float]:
 @pytest.mark.slow
 def test_speech_debug_runs_are_reproducible_and_resume_exactly(tmp_path, shared_data):
     """Two fresh runs of the real recipe on real audio with one seed give identical losses, and a run
-    stopped after its first step (time limit) and resumed gives the uninterrupted run's losses."""
+    killed with SIGKILL after a checkpoint and rerun gives the uninterrupted run's losses."""
+    import signal
+
+    from train_helpers import wait_for_checkpoint
+
     recipe = REPO / "recipes" / "speech" / "train.py"
-    manifest = f"data.manifest={tmp_path / 'manifest.jsonl'}"
-    runs = {name: tmp_path / name for name in ("a", "b", "resumed")}
+    common = ["experiment=debug", "eval.num_samples=0", f"data.manifest={tmp_path / 'manifest.jsonl'}",
+              "train.steps=8"]
+    runs = {name: tmp_path / name for name in ("a", "b", "killed")}
     for name in ("a", "b"):
-        out = run(recipe, "experiment=debug", "eval.num_samples=0", manifest, f"run_dir={runs[name]}")
+        out = run(recipe, *common, f"run_dir={runs[name]}")
         assert out.returncode == 0, out.stderr[-3000:]
-    assert len(_losses(runs["a"])) == 4 and _losses(runs["a"]) == _losses(runs["b"])
-    first = run(recipe, "experiment=debug", "eval.num_samples=0", manifest, f"run_dir={runs['resumed']}",
-                "train.time_limit=0.001")  # stops, with a checkpoint, after the first step
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert len(_losses(runs["resumed"])) == 1
-    rest = run(recipe, "experiment=debug", "eval.num_samples=0", manifest, f"run_dir={runs['resumed']}")
+    assert len(_losses(runs["a"])) == 8 and _losses(runs["a"]) == _losses(runs["b"])
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, str(recipe), *common, f"run_dir={runs['killed']}"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_checkpoint(runs["killed"], proc, 4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rest = run(recipe, *common, f"run_dir={runs['killed']}")
     assert rest.returncode == 0, rest.stderr[-3000:]
-    assert _losses(runs["resumed"]) == _losses(runs["a"])
+    resumed = {}
+    for line in (runs["killed"] / "log.jsonl").read_text().splitlines():  # the rerun repeats steps after the checkpoint
+        record = json.loads(line)
+        resumed[record["step"]] = record["loss"]
+    assert list(resumed.values()) == _losses(runs["a"])
