@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import OutputError, OutputExistsError
 
@@ -108,6 +109,23 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
     return (exc.strerror or str(exc) or type(exc).__name__).lower().splitlines()[0]
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or inf float (at any depth) replaced by ``None``, for JSON that must stay
+    valid when a measurement is undefined (a log line, a report): ``null``, never ``NaN``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
+def json_line(record: Mapping[str, Any]) -> str:
+    """One line of JSONL; undefined numbers as ``null`` (:func:`finite_or_null`)."""
+    return json.dumps(finite_or_null(record), allow_nan=False) + "\n"
 
 
 def json_bytes(value: Any) -> bytes:

@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import CONFIG_NAME, _fsync_dir, atomic_write_bytes, read_tensors, tensors_to_bytes, write_config
 from .errors import AudiodiffError, ConfigError
+from .files import json_line
 
 if TYPE_CHECKING:  # fit is duck-typed (the autoencoder trains through it too); no import of model.py at run time
     from .model import DiffusionModel
@@ -609,7 +610,7 @@ def _log(path: Path, progress: _Progress, window: _Window, scheduler, grad_norm:
         "skipped_steps": progress.skipped_steps,
     }
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json_line(record))
     window.reset()
 
 

@@ -567,3 +567,15 @@ def test_counts_have_a_sane_range(model_dir, wav, tmp_path, capsys, argv, messag
     argv = [a.format(wav=wav) for a in argv] + ["-m", str(model_dir), "-o", str(tmp_path / "out"), "-q"]
     assert main(argv) == 2
     assert message in one_line_error(capsys)
+
+
+def test_logs_and_reports_write_undefined_numbers_as_null(tmp_path, monkeypatch):
+    import audiodiff.metrics.evaluate as evaluate
+    from audiodiff.files import json_line
+
+    line = json_line({"loss": float("nan"), "grad_norm": float("inf"), "step": 3, "list": [float("-inf"), 1.0]})
+    assert json.loads(line) == {"loss": None, "grad_norm": None, "step": 3, "list": [None, 1.0]}
+    monkeypatch.setattr(evaluate, "markdown_table", lambda report: "table\n")  # the JSON half is under test
+    report = {"settings": {"num_samples": 1}, "generated": {"inception_score": float("nan")}}
+    json_path, _ = evaluate.write_report(report, tmp_path / "r.json", tmp_path / "r.md")
+    assert json.loads(json_path.read_text())["generated"]["inception_score"] is None

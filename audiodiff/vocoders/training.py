@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..audio.mel import Mel
 from ..checkpoint import read_config, tensors_to_bytes
 from ..errors import ConfigError
+from ..files import json_line
 from ..metrics.spectral import mr_stft_loss
 from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, check_settings, checkpoint_step,
                      config_from_dict, latest_checkpoint, load_weights, lr_factor, read_state, resolve_device,
@@ -408,7 +409,7 @@ def _log(path: Path, progress: _Progress, window: _Window, parts: _Parts) -> Non
               "samples_per_s": window.samples / window.time if window.time else None,
               "skipped_steps": progress.skipped_steps}
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json_line(record))
     window.reset()
 
 
