@@ -78,11 +78,18 @@ class Audio:
 
             png = mel_png_bytes(log_mel, self.sample_rate, hop_length, title=path.name)
         meta = json_bytes(self.metadata) if sidecar else None
-        path = save_audio(path, self.waveform, self.sample_rate, overwrite)
-        if meta is not None:
-            atomic_write_bytes(path.with_suffix(".json"), meta, overwrite)
-        if png is not None:
-            atomic_write_bytes(path.with_suffix(".png"), png, overwrite)
+        written: list[Path] = []
+        try:
+            written.append(save_audio(path, self.waveform, self.sample_rate, overwrite))
+            if meta is not None:
+                written.append(atomic_write_bytes(path.with_suffix(".json"), meta, overwrite))
+            if png is not None:
+                written.append(atomic_write_bytes(path.with_suffix(".png"), png, overwrite))
+        except BaseException:
+            if not overwrite:  # they were new: no WAV is left without its sidecar
+                for done in written:
+                    done.unlink(missing_ok=True)
+            raise
         return path
 
     def file_name(self, prefix: str = "clip") -> str:

@@ -579,3 +579,20 @@ def test_logs_and_reports_write_undefined_numbers_as_null(tmp_path, monkeypatch)
     report = {"settings": {"num_samples": 1}, "generated": {"inception_score": float("nan")}}
     json_path, _ = evaluate.write_report(report, tmp_path / "r.json", tmp_path / "r.md")
     assert json.loads(json_path.read_text())["generated"]["inception_score"] is None
+
+
+def test_a_failed_sidecar_takes_its_new_wav_with_it(tmp_path, monkeypatch):
+    import sys
+
+    gen = sys.modules["audiodiff.generate"]  # the module (the package's `generate` is the function)
+    real = gen.atomic_write_bytes
+
+    def full_disk_for_json(path, data, overwrite=True):
+        if str(path).endswith(".json"):
+            raise OutputError(f"cannot write {path}: no space left on device")
+        return real(path, data, overwrite)
+
+    monkeypatch.setattr(gen, "atomic_write_bytes", full_disk_for_json)
+    with pytest.raises(OutputError, match="no space"):
+        Audio(torch.zeros(1, 800), SR, None, {"seed": 1}).save(tmp_path / "x.wav")
+    assert list(tmp_path.iterdir()) == []
