@@ -213,6 +213,10 @@ def to_audio(model: DiffusionModel, x: torch.Tensor, vocoder: Any, metadata: Seq
     if not torch.isfinite(waves).all():
         raise AudiodiffError("the model made NaN or inf samples (a broken or diverged model, or extreme settings); "
                              "nothing was written")
+    peak_feature = float(feats.abs().max())
+    if peak_feature > FEATURE_LIMIT:
+        raise AudiodiffError(f"the sampler diverged: features reach {peak_feature:.3g} (a trained model's lie within "
+                             f"about +-10); lower the sampler's step size or the guidance, or use another sampler")
     peak = waves.abs().amax(dim=(1, 2), keepdim=True).clamp(min=1.0)
     waves = waves / peak  # only ever scale down, so nothing clips
     return [Audio(waves[i], model.sample_rate, feats[i], dict(metadata[i])) for i in range(len(waves))]
@@ -291,6 +295,9 @@ def check_guidance(model: DiffusionModel, guidance_scale: float | None, guidance
 
 #: the largest magnitude of a guidance scale (useful ones are 1-15; 1e30 turns every clip into noise)
 GUIDANCE_LIMIT = 100.0
+#: normalised features beyond this mean a diverged sampler (a trained model's lie within about +-10;
+#: the shipped speech model at guidance 100 reaches 7, langevin with step_lr=1 reaches 7e8)
+FEATURE_LIMIT = 1000.0
 #: the fewest frames a clip may have (the vocoders' inverse STFT needs a few)
 MIN_FRAMES = 4
 

@@ -207,6 +207,16 @@ def test_non_finite_model_output_is_an_error_not_noise(tiny_model):
         audiodiff.generate(tiny_model, steps=2, seed=0)
 
 
+def test_a_diverged_sampler_is_an_error_not_noise():
+    if "speech" not in audiodiff.list_models():
+        pytest.skip("no shipped speech model")
+    model = audiodiff.load("speech")
+    with pytest.raises(audiodiff.AudiodiffError, match="sampler diverged"):  # in range, but far too large here
+        audiodiff.generate(model, prompt="seven", seed=0, steps=5, sampler={"name": "langevin", "step_lr": 1.0})
+    clip = audiodiff.generate(model, prompt="seven", seed=0, steps=5, guidance_scale=100.0)[0]  # extreme but sane
+    assert clip.features.abs().max() < 100
+
+
 def test_likelihood_refuses_non_finite_results(tiny_model, wav, monkeypatch):
     import audiodiff.likelihood as lik
 
