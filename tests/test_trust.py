@@ -482,6 +482,8 @@ def test_batch_vs_alone_tolerance_on_the_shipped_speech_model():
         steps = (a - b).abs()
         assert steps.max() <= 1 and (steps > 0).float().mean() < 0.01
         assert (clip.waveform - alone.waveform).abs().max() < 1e-4
+    ones = audiodiff.generate(model, num_samples=3, prompt="seven", seed=3, batch_size=1)
+    assert torch.equal(ones[2].waveform, audiodiff.generate(model, prompt="seven", seed=5)[0].waveform)
 
 
 # -- bounded memory for edits: batch by batch ------------------------------------------------------------
