@@ -317,12 +317,13 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import check_prompts, check_seconds, inference_sigmas, iter_generate
+    from .generate import check_prefix, check_prompts, check_seconds, inference_sigmas, iter_generate
     from .hub import load
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     prompts = read_prompts(args.prompt, args.prompts_file)
+    check_prefix(args.prefix)
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
@@ -374,8 +375,11 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     (``--seed``, ``--prompt``, ...) under a progress bar, and write the clips."""
     from .hub import load
 
+    from .generate import check_prefix
+
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    check_prefix(args.prefix)
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)

@@ -95,14 +95,20 @@ class Audio:
     def file_name(self, prefix: str = "clip") -> str:
         """``{prefix}_{index:03d}[_{prompt}][_seed{seed}]_{settings}.wav``: ``settings`` is a short hash of
         the sidecar's settings, so runs with other settings never share a name (see :func:`settings_hash`)."""
-        if not isinstance(prefix, str) or not prefix or prefix != Path(prefix).name or prefix.startswith("."):
-            raise ConfigError(f"a file name prefix must be a plain name (no folder, not hidden), got {shorten(prefix)}")
+        check_prefix(prefix)
         meta = self.metadata
         tag = slug(meta.get("prompt") or "")
         seed = meta.get("seed")
         parts = [prefix, f"{int(meta.get('index', 0)):03d}", tag, "" if seed is None else f"seed{seed}",
                  settings_hash(meta)]
         return "_".join(p for p in parts if p) + ".wav"
+
+
+def check_prefix(prefix: Any) -> str:
+    """``prefix`` if it is a plain file name part: no folder (``../x`` would write outside ``--out``), not hidden."""
+    if not isinstance(prefix, str) or not prefix or prefix != Path(prefix).name or prefix.startswith("."):
+        raise ConfigError(f"a file name prefix must be a plain name (no folder, not hidden), got {shorten(prefix)}")
+    return prefix
 
 
 #: sidecar fields left out of :func:`settings_hash`: provenance and measurements, not settings, and the
