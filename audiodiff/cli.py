@@ -275,11 +275,15 @@ class _LazyBar:
         self.total, self.bar = total, None
 
     def step(self, info: dict) -> None:
+        """The sampler callback: one step done."""
+        self.update(1)
+
+    def update(self, n: int = 1) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total, desc="sampling", unit="step", file=sys.stderr, leave=False)
-        self.bar.update(1)
+        self.bar.update(n)
 
     def close(self) -> None:
         if self.bar is not None:
