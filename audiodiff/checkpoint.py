@@ -1,14 +1,14 @@
 """Model folders (``config.json`` + ``model.safetensors``) written atomically and read without pickle.
 
-A folder is written file by file through a temporary file in the same folder, ``fsync`` and
-``os.replace``, so a crash never leaves a half-written file under the final name.
+A folder is written file by file with :func:`audiodiff.files.atomic_write_bytes` (a temporary file
+in the same folder, ``fsync``, ``os.replace``), so a crash never leaves a half-written file under the
+final name.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,48 +17,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, shorten
+from .files import atomic_write_bytes, fsync_dir, json_bytes
+
+_fsync_dir = fsync_dir  # the name train.py has used
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename (then fsync the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def tensors_to_bytes(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None = None) -> bytes:
@@ -74,7 +39,7 @@ def tensors_to_bytes(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | N
 
 def write_config(folder: str | os.PathLike, config: Mapping[str, Any]) -> Path:
     """Atomically write ``folder/config.json``."""
-    return atomic_write_bytes(Path(folder) / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    return atomic_write_bytes(Path(folder) / CONFIG_NAME, json_bytes(config))
 
 
 def save_folder(folder: str | os.PathLike, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
@@ -84,6 +49,18 @@ def save_folder(folder: str | os.PathLike, config: Mapping[str, Any], tensors: M
     atomic_write_bytes(folder / WEIGHTS_NAME, tensors_to_bytes(tensors, dtype))
     write_config(folder, config)
     return folder
+
+
+def path_in_folder(folder: str | os.PathLike, value: str | os.PathLike, what: str) -> Path:
+    """The path ``value`` named in a model folder's config, resolved against ``folder`` (symlinks
+    followed); a :class:`ModelLoadError` if it leads outside the folder.  The one check that keeps
+    a model folder self-contained: a downloaded config cannot reach ``../../etc`` or ``/home``."""
+    root = Path(folder).resolve()
+    target = (root / Path(value).expanduser()).resolve()
+    if not target.is_relative_to(root):
+        raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: {what} path {shorten(str(value))} leads outside the "
+                             "model folder; a model folder may only name files inside itself or shipped names")
+    return target
 
 
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:

@@ -2,25 +2,49 @@
 
 ``generate`` makes clips from noise (any length: long ones in overlapping windows); ``inpaint``,
 ``continue``, ``variation``, ``interpolate`` and ``loop`` wrap :mod:`audiodiff.edit`.  Every command
-writes WAVs with JSON sidecars.  Every error a user can cause prints one line
-``audiodiff: error: ...`` and exits with status 2.
+writes WAVs with JSON sidecars, batch by batch as they are made, under names that carry a hash of
+their settings; an existing file is replaced only with ``--overwrite``.  Every error a user can
+cause (argparse's included) prints one line ``audiodiff: error: ...`` and exits with status 2, and
+a failed run leaves no empty output folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from . import __version__
 from .diffusion.schedules import SPACINGS
 from .errors import AudiodiffError, ConfigError
 
 EXIT_USAGE = 2
+#: an error line longer than this is cut (a 100 KB prompt must not be echoed whole)
+MAX_ERROR_CHARS = 400
+#: the largest --prompts-file read
+MAX_PROMPTS_FILE = 16 * 2**20
+OVERWRITE_HELP = "replace existing output files (default: an existing file is an error)"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``audiodiff: error: ...``) and exit status 2, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        line = f"{self.prog}: {message} (see `{self.prog} --help`)"
+        print(f"audiodiff: error: {_one_line(line)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, at most :data:`MAX_ERROR_CHARS` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 3] + "..."
 VOCODER_HELP = ("vocoder: a registry name (e.g. griffinlim) or a trained vocoder folder "
                 "(default: the model folder's vocoder/, else its config's)")
 
@@ -51,7 +75,7 @@ def _add_repaint_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audiodiff", description="Diffusion models of audio.")
+    parser = OneLineParser(prog="audiodiff", description="Diffusion models of audio.")
     parser.add_argument("--version", action="version", version=f"audiodiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -81,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--batch-size", type=_positive_int, default=16)
     gen.add_argument("--prefix", default="clip", help="file name prefix (default: clip)")
     gen.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
+    gen.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     gen.set_defaults(func=cmd_generate)
@@ -101,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompts", type=_positive_int, default=3, help="prompts per conditional model")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--vocoder", default=None, help=VOCODER_HELP)
+    demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     demo.set_defaults(func=cmd_demo)
     ev = sub.add_parser("eval", help="score generated clips against real ones with a judge classifier "
                                      "(Frechet distance, accuracy, IS, mIS, AM, NDB; pitch accuracy for note "
@@ -126,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--resynthesize", action="store_true",
                     help="also score the reference clips passed through the model's mel and vocoder")
     ev.add_argument("--out", "-o", required=True, help="folder for report.json and report.md")
+    ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ev.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ev.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     ev.set_defaults(func=cmd_eval)
@@ -143,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     lik.add_argument("--seed", type=int, default=0)
     lik.add_argument("--batch-size", type=_positive_int, default=8)
     lik.add_argument("--json", default="likelihood.json", help="where to write the results (default likelihood.json)")
+    lik.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     lik.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     lik.set_defaults(func=cmd_likelihood)
 
@@ -174,6 +202,7 @@ def _add_sampling_options(p: argparse.ArgumentParser, prefix: str) -> None:
     p.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     p.add_argument("--prefix", default=prefix, help=f"file name prefix (default: {prefix})")
     p.add_argument("--plot", action="store_true", help="also write a mel-spectrogram PNG per clip")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
@@ -224,15 +253,9 @@ def _add_edit_parsers(sub) -> None:
 
 
 def _device(name: str | None) -> str:
-    import torch
+    from .checks import device
 
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.empty(0, device=name)
-    except (RuntimeError, AssertionError) as exc:
-        raise ConfigError(f"device {name!r} is not available: {str(exc).splitlines()[0]}") from None
-    return name
+    return device(name)
 
 
 def check_out_dir(out: str | os.PathLike) -> Path:
@@ -240,33 +263,54 @@ def check_out_dir(out: str | os.PathLike) -> Path:
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".audiodiff-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".audiodiff-write-test-", dir=out)  # O_EXCL: follows no planted link
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
     return out
 
 
 def _progress(total: int | None, quiet: bool):
+    """A progress bar and the sampler callback that moves it; the bar appears at the first step, so an
+    error found before sampling starts is printed alone (one line)."""
     if quiet:
         return None, None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc="sampling", unit="step", file=sys.stderr, leave=False)
-    return bar, (lambda info: bar.update(1))
+    bar = _LazyBar(total)
+    return bar, bar.step
 
 
-def write_clips(clips, model, out: Path, prefix: str, plot: bool) -> list[Path]:
-    """Save clips as ``{prefix}_{index:03d}[_{prompt}][_seed{seed}].wav`` with sidecars (and PNGs with ``plot``)."""
+class _LazyBar:
+    """A tqdm bar on stderr created when the first step is reported."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total, self.bar = total, None
+
+    def step(self, info: dict) -> None:
+        """The sampler callback: one step done."""
+        self.update(1)
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc="sampling", unit="step", file=sys.stderr, leave=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def write_clips(clips: Iterable, model, out: Path, prefix: str, plot: bool, overwrite: bool = False) -> list[Path]:
+    """Save clips, each as it comes (``clips`` may be an iterator), as ``Audio.file_name(prefix)``:
+    ``{prefix}_{index:03d}[_{prompt}][_seed{seed}]_{settings hash}.wav`` with sidecars (and PNGs with
+    ``plot``).  An existing file is an error unless ``overwrite``."""
     paths = []
     for clip in clips:
-        tag = _slug(clip.metadata.get("prompt") or "")
-        seed = clip.metadata.get("seed")
-        seed_tag = "" if seed is None else f"_seed{seed}"
-        name = f"{prefix}_{clip.metadata['index']:03d}{'_' + tag if tag else ''}{seed_tag}.wav"
         log_mel = model.representation.to_log_mel(clip.features[None])[0] if plot else None  # (1, n_mels, T) -> (n_mels, T)
-        paths.append(clip.save(out / name, plot=plot, log_mel=log_mel, hop_length=model.representation.hop_length))
+        paths.append(clip.save(out / clip.file_name(prefix), plot=plot, log_mel=log_mel,
+                               hop_length=model.representation.hop_length, overwrite=overwrite))
     return paths
 
 
@@ -275,7 +319,11 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
     out = list(prompts or [])
     if prompts_file:
         try:
-            lines = Path(prompts_file).read_text().splitlines()
+            with open(prompts_file, "rb") as f:
+                data = f.read(MAX_PROMPTS_FILE + 1)  # /dev/zero or a huge file must not fill the memory
+            if len(data) > MAX_PROMPTS_FILE:
+                raise ConfigError(f"prompts file {prompts_file} is larger than {MAX_PROMPTS_FILE // 2**20} MiB")
+            lines = data.decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read prompts file {prompts_file}: {getattr(exc, 'strerror', None) or exc}") from None
         out.extend(line.strip() for line in lines if line.strip())
@@ -284,19 +332,14 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
     return out or None
 
 
-def _slug(text: str, limit: int = 40) -> str:
-    """A file-name-safe short form of a prompt."""
-    keep = "".join(c if c.isalnum() else "-" for c in text.lower())
-    return "-".join(part for part in keep.split("-") if part)[:limit]
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import check_prompts, check_seconds, generate, inference_sigmas
+    from .generate import check_prefix, check_prompts, check_seconds, inference_sigmas, iter_generate
     from .hub import load
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     prompts = read_prompts(args.prompt, args.prompts_file)
+    check_prefix(args.prefix)
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
@@ -308,16 +351,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     batches = -(-len(clip_prompts) // args.batch_size)
     bar, callback = _progress(steps * batches * _windows(model, seconds, args.overlap), args.quiet)
     try:
-        clips = generate(model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
-                         guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
-                         seconds=args.seconds, steps=args.steps,
-                         sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
-                         batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap,
-                         sigma_min=args.sigma_min)
+        clips = iter_generate(model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
+                              guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
+                              seconds=args.seconds, steps=args.steps,
+                              sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
+                              batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap,
+                              sigma_min=args.sigma_min)
+        paths = write_clips(clips, model, out, args.prefix, args.plot, args.overwrite)  # batch by batch
     finally:
         if bar is not None:
             bar.close()
-    for path in write_clips(clips, model, out, args.prefix, args.plot):
+    for path in paths:
         print(path)
     return 0
 
@@ -348,8 +392,11 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     (``--seed``, ``--prompt``, ...) under a progress bar, and write the clips."""
     from .hub import load
 
+    from .generate import check_prefix
+
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    check_prefix(args.prefix)
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
@@ -360,11 +407,17 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     kwargs.update({key: getattr(args, key) for key in shared})
     bar, callback = _progress(None, args.quiet)
     try:
-        clips = edit(model, callback=callback, **kwargs)
+        if "num_samples" in kwargs:  # made and written batch by batch: bounded memory for any -n
+            from .edit import in_batches
+
+            clips = in_batches(edit, model, callback=callback, **kwargs)
+        else:
+            clips = edit(model, callback=callback, **kwargs)
+        paths = write_clips(clips, model, out, args.prefix, args.plot, args.overwrite)
     finally:
         if bar is not None:
             bar.close()
-    for path in write_clips(clips, model, out, args.prefix, args.plot):
+    for path in paths:
         print(path)
     return 0
 
@@ -390,7 +443,7 @@ def cmd_variation(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from .edit import interpolate, interpolate_prompts
+    from .edit import iter_interpolate, iter_interpolate_prompts
 
     if args.num_steps < 2:
         raise ConfigError(f"--num-steps must be >= 2 (both ends are included), got {args.num_steps}")
@@ -401,11 +454,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
             raise ConfigError("--prompt2 is for prompt interpolation; with --input/--input2 give at most --prompt")
         if args.seconds is not None:
             raise ConfigError("--seconds is for prompt interpolation; audio interpolation keeps the inputs' length")
-        return _run_edit(args, interpolate, ("prompt", "negative_prompt"), audio_a=args.input, audio_b=args.input2,
+        return _run_edit(args, iter_interpolate, ("prompt", "negative_prompt"), audio_a=args.input, audio_b=args.input2,
                          n=args.num_steps)  # deterministic: --seed plays no part
     if args.prompt is None or args.prompt2 is None:
         raise ConfigError("interpolate needs --input and --input2, or --prompt and --prompt2")
-    return _run_edit(args, interpolate_prompts, ("seed", "negative_prompt"), prompt_a=args.prompt,
+    return _run_edit(args, iter_interpolate_prompts, ("seed", "negative_prompt"), prompt_a=args.prompt,
                      prompt_b=args.prompt2, n=args.num_steps, seconds=args.seconds)
 
 
@@ -423,7 +476,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    from .files import check_target
+
     out = check_out_dir(args.out)
+    for name in ("report.json", "report.md"):  # before the long evaluation, not after it
+        check_target(out / name, args.overwrite)
     judge = load_judge(args.judge) if args.judge is not None else None
     model = load(args.model, device=_device(args.device))
     prompts = args.prompts[0] if args.prompts in ([LABEL_PROMPTS], [CAPTION_PROMPTS]) else args.prompts
@@ -439,7 +496,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    json_path, md_path = write_report(report, out / "report.json", out / "report.md")
+    json_path, md_path = write_report(report, out / "report.json", out / "report.md", args.overwrite)
     print(md_path.read_text())
     print(json_path)
     print(md_path)
@@ -450,7 +507,9 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     from .hub import load
     from .likelihood import DEFAULT_BIN_WIDTH, format_table, likelihood_of_files
 
-    out = Path(args.json)
+    from .files import check_target, write_json
+
+    out = check_target(args.json, args.overwrite)
     if not out.parent.is_dir():
         raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
     model = load(args.model, device=_device(args.device))
@@ -458,10 +517,7 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     results = likelihood_of_files(model, args.files, method=args.method, steps=args.steps, bin_width=bin_width,
                                   seed=args.seed, batch_size=args.batch_size, prompt=args.prompt)
     print(format_table(results))
-    try:
-        out.write_text(json.dumps(results, indent=2) + "\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    write_json(out, results, args.overwrite)
     print(f"wrote {out}")
     return 0
 
@@ -509,15 +565,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise AudiodiffError(
             f"no shipped models yet in {PRETRAINED_DIR}: train one with a recipe (see README) "
             "and generate from its folder with `audiodiff generate --model DIR`")
-    from .generate import generate
+    from .generate import generate, resolve_vocoder
     from .hub import load
 
-    for name in shipped:
-        model = load(name)
+    models = {name: load(name) for name in shipped}
+    if args.vocoder is not None:
+        for model in models.values():  # every model must take it before any clip is made
+            resolve_vocoder(model, args.vocoder)
+    for name, model in models.items():
         examples = list(dict.fromkeys(model.demo_prompts(args.prompts) or []))  # distinct, in order
         clips = generate(model, num_samples=args.num_samples, prompt=examples or None, seed=args.seed,
                          vocoder=args.vocoder)
-        for path in write_clips(clips, model, check_out_dir(Path(args.out) / name), name, plot=False):
+        out = check_out_dir(Path(args.out) / name)
+        for path in write_clips(clips, model, out, name, plot=False, overwrite=args.overwrite):
             print(path)
     return 0
 
@@ -536,14 +596,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="audiodiff: %(levelname)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    new_folder = _first_missing(getattr(args, "out", None))
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except AudiodiffError as exc:
-        print(f"audiodiff: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"audiodiff: error: {_one_line(exc)}", file=sys.stderr)
+        code = EXIT_USAGE
     except KeyboardInterrupt:
         print("audiodiff: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if code != 0 and new_folder is not None:
+        _remove_empty_folders(new_folder)
+    return code
+
+
+def _first_missing(out: str | None) -> Path | None:
+    """The outermost folder of ``out`` that does not exist yet (what a failed run may leave behind)."""
+    if out is None:
+        return None
+    path = Path(out).absolute()
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove_empty_folders(top: Path) -> None:
+    """Remove ``top`` and the folders under it that hold no file (a failed run leaves no empty folders)."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for folder in sorted((p for p in top.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+    with contextlib.suppress(OSError):
+        top.rmdir()
 
 
 if __name__ == "__main__":

@@ -36,16 +36,16 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
 from .audio.io import load_audio, resample, to_mono
-from .errors import ConfigError
+from . import checks
+from .errors import AudioError, ConfigError
 from .generate import (Audio, PerRowGenerator, base_metadata, check_guidance, check_prompts, check_seconds,
-                       conditioned_denoiser, inference_sigmas, initial_noise, inputs_denoiser, make_generators,
+                       LONG_FORM_LIMIT, conditioned_denoiser, inference_sigmas, initial_noise, inputs_denoiser, make_generators,
                        resolve_sampler, resolve_vocoder, run_sampler, to_audio)
 from .model import DiffusionModel
 
@@ -53,7 +53,7 @@ DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[dict[str, Any]], None] | None
 AudioInput = Audio | torch.Tensor | str | os.PathLike
 
-__all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "inpaint", "interpolate",
+__all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "in_batches", "inpaint", "interpolate", "iter_interpolate", "iter_interpolate_prompts",
            "interpolate_prompts", "invert", "known_denoiser", "lerp_inputs", "load_input", "loop", "loop_seam_score",
            "mel_band", "mel_centres", "plan_windows", "repaint_segments", "run_inpainting", "seam_score", "slerp",
            "variation"]
@@ -61,23 +61,22 @@ __all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "inpai
 
 # -- checks and inputs -------------------------------------------------------------------------
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
+    return checks.number(name, value)
 
 
 def _fraction(name: str, value: Any, low: float, high: float, closed_high: bool = False) -> float:
     """``value`` in ``(low, high)`` (or ``(low, high]``), else a one-line error."""
-    value = _number(name, value)
-    if not (low < value < high or (closed_high and value == high)):
-        raise ConfigError(f"{name} must be in ({low:g}, {high:g}{']' if closed_high else ')'}, got {value:g}")
-    return value
+    return checks.number(name, value, low, high, low_open=True, high_open=not closed_high)
 
 
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+def _count(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    return checks.integer(name, value, minimum, maximum)
+
+
+#: the most clips one edit call makes (they are made in one batch)
+MAX_EDIT_CLIPS = 256
+#: the most RePaint resamplings per jump point (each repeats jump_length sampler steps)
+MAX_JUMPS = 100
 
 
 def load_input(model: DiffusionModel, audio: AudioInput) -> tuple[torch.Tensor, str | None]:
@@ -96,14 +95,23 @@ def load_input(model: DiffusionModel, audio: AudioInput) -> tuple[torch.Tensor, 
         if feats is not None and tuple(feats.shape[:-1]) == tuple(model.representation.shape_per_frame):
             return model.to_net_layout(feats[None].to(model.device, torch.float32)), None  # (1, *shape, T)
         wave = resample(to_mono(audio.waveform), audio.sample_rate, model.sample_rate)
-    elif isinstance(audio, torch.Tensor) and audio.dim() in (1, 2):
+    elif isinstance(audio, torch.Tensor) and audio.dim() in (1, 2) and audio.is_floating_point():
         wave = to_mono(audio if audio.dim() == 2 else audio[None])  # (S,) or (C, S) -> (1, S)
     else:
-        raise ConfigError(f"audio must be a path, a waveform (S,) or (C, S), or an Audio, got {type(audio).__name__}")
+        raise ConfigError(f"audio must be a path, a float waveform (S,) or (C, S), or an Audio, got "
+                          f"{_describe(audio)}")
+    if not torch.isfinite(wave).all():
+        raise AudioError(f"input audio{' ' + source if source else ''} holds NaN or inf samples")
     if wave.shape[-1] < model.representation.hop_length:
         raise ConfigError(f"input audio{' ' + source if source else ''} is too short ({wave.shape[-1]} samples)")
     with torch.inference_mode():
         return model.encode(wave[None].to(model.device, torch.float32)), source  # (1, 1, S) -> (1, *net, T)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def check_length(model: DiffusionModel, x0: torch.Tensor, what: str) -> None:
@@ -112,6 +120,25 @@ def check_length(model: DiffusionModel, x0: torch.Tensor, what: str) -> None:
     if seconds > model.max_seconds + 1e-6:
         raise ConfigError(f"{what} works on clips of at most {model.max_seconds:g} s (this model's window); "
                           f"the input is {seconds:.2f} s")
+
+
+def in_batches(edit: Callable[..., list[Audio]], model: DiffusionModel, num_samples: int = 1,
+               seed: int | None = None, batch_size: int = 16, **kwargs: Any) -> Iterator[Audio]:
+    """The clips of ``edit(model, num_samples=num_samples, seed=seed, **kwargs)`` (``inpaint``,
+    ``continue_audio``, ``variation``, ``loop``), made ``batch_size`` at a time and handed out as each
+    batch is done: memory stays bounded for any ``num_samples``.  Clip ``i`` uses ``seed + i`` and has
+    index ``i``, as in one call."""
+    num_samples = checks.integer("num_samples", num_samples, 1, checks.MAX_CLIPS)
+    batch_size = checks.integer("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
+    seed = checks.seed(seed, num_samples)
+
+    def clips() -> Iterator[Audio]:
+        for start in range(0, num_samples, batch_size):
+            for clip in edit(model, num_samples=min(batch_size, num_samples - start), seed=seed + start, **kwargs):
+                clip.metadata["index"] += start
+                yield clip
+
+    return clips()
 
 
 # -- regions: time range and mel band -> known mask ------------------------------------------------
@@ -218,7 +245,7 @@ def masked_start(model: DiffusionModel, x0: torch.Tensor, known: torch.Tensor, s
 
 
 def check_jumps(jumps: int, jump_length: int, steps: int) -> None:
-    _count("jumps", jumps, 0)
+    _count("jumps", jumps, 0, MAX_JUMPS)
     _count("jump_length", jump_length, 1)
     if jumps > 0 and jump_length >= steps:
         raise ConfigError(f"jump_length ({jump_length}) must be below the number of steps ({steps}) "
@@ -287,14 +314,14 @@ def prepare(model: DiffusionModel, num_samples: int = 1, prompt: str | None = No
             guidance_scale: float | None = None, steps: int | None = None, sampler: Any = None,
             spacing: str | None = None, seed: int | None = None, vocoder: Any = None) -> EditRun:
     """Check the options every edit shares and resolve them (as :func:`~audiodiff.generate.generate` does)."""
-    _count("num_samples", num_samples, 1)
+    _count("num_samples", num_samples, 1, MAX_EDIT_CLIPS)
     prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
     scale = check_guidance(model, guidance_scale, 0.0)
     model.eval()
     sampler_obj = resolve_sampler(sampler, model)
     sigmas = inference_sigmas(model, steps, spacing)
     vocoder_obj = resolve_vocoder(model, vocoder)
-    seed = random.randrange(2**31) if seed is None else int(seed)
+    seed = checks.seed(seed, num_samples)
     seeds = list(range(seed, seed + num_samples))
     common = base_metadata(model, sampler_obj, sigmas, spacing, model.seconds, vocoder_obj)
     return EditRun(sampler_obj, sigmas, vocoder_obj, seeds, make_generators(seeds), prompts, negatives, scale, common)
@@ -427,13 +454,14 @@ def continue_audio(model: DiffusionModel, audio: AudioInput, seconds: float, num
         ``num_samples`` :class:`Audio` clips ``(1, S)`` of the input's length plus ``seconds``, with
         ``seam_ratio`` (:func:`seam_score` over the seams) in their metadata.
     """
-    seconds = _number("seconds", seconds)
-    if seconds <= 0:
-        raise ConfigError(f"seconds must be positive, got {seconds:g}")
+    seconds = checks.number("seconds", seconds, 0.0, LONG_FORM_LIMIT, low_open=True)
     x0, source = load_input(model, audio)
     run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
     check_jumps(jumps, jump_length, len(run.sigmas) - 1)
     frames = x0.shape[-1] + model.representation.frames_for(seconds) - 1
+    if frames <= x0.shape[-1]:
+        raise ConfigError(f"seconds={seconds:g} adds no frame to the clip (frames are "
+                          f"{model.representation.seconds_for(2) - model.representation.seconds_for(1):.3f} s apart)")
     plan = plan_windows(model, frames, overlap, crossfade)
     x = x0.expand(len(run.seeds), *x0.shape[1:])  # (1, ...) -> (B, ...)
     x, seams = extend(model, x, plan, run.sigmas, run.sampler, run.generators, run.denoiser(model), jumps,
@@ -560,34 +588,59 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput, n: int, prompt: str | None = None,
                 negative_prompt: str | None = None, guidance_scale: float | None = None, steps: int | None = None,
                 sampler: Any = "ddim", spacing: str | None = None, vocoder: Any = None,
-                callback: Callback = None) -> list[Audio]:
+                callback: Callback = None, batch_size: int = 16) -> list[Audio]:
     """``n`` clips from ``audio_a`` to ``audio_b``: invert both, slerp the latents, regenerate.
 
     Deterministic (no seed; ``sampler`` must be deterministic).  Guidance (``guidance_scale`` other
     than 1 with a prompt) makes inversion less exact; the error tells.  Both clips are cut to the
     shorter; each must fit the model's window.  The sidecars record ``t`` and ``inversion_error``:
     the mean absolute feature difference between each input and its regeneration from its own
-    latent (the clips at ``t = 0`` and ``t = 1``).
+    latent (the clips at ``t = 0`` and ``t = 1``).  The clips are regenerated ``batch_size`` at a
+    time; :func:`iter_interpolate` hands them out batch by batch (bounded memory for any ``n``).
 
     Returns:
         ``n`` :class:`Audio` clips ``(1, S)``.
     """
-    _count("n", n, 2)
+    return list(iter_interpolate(model, audio_a, audio_b, n, prompt, negative_prompt, guidance_scale, steps, sampler,
+                                 spacing, vocoder, callback, batch_size))
+
+
+def iter_interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput, n: int,
+                     prompt: str | None = None, negative_prompt: str | None = None,
+                     guidance_scale: float | None = None, steps: int | None = None, sampler: Any = "ddim",
+                     spacing: str | None = None, vocoder: Any = None, callback: Callback = None,
+                     batch_size: int = 16) -> Iterator[Audio]:
+    """:func:`interpolate` as an iterator: the inputs are checked and inverted now, then the clips
+    come ``batch_size`` at a time."""
+    _count("n", n, 2, checks.MAX_CLIPS)
+    batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     (xa, source_a), (xb, source_b) = load_input(model, audio_a), load_input(model, audio_b)
     frames = min(xa.shape[-1], xb.shape[-1])
     ends = torch.cat([xa[..., :frames], xb[..., :frames]])  # 2 x (1, ..., T) -> (2, ..., T)
     check_length(model, ends, "interpolate")
-    run = prepare(model, n, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, 0, vocoder)
+    rows = max(2, min(n, batch_size))
+    run = prepare(model, rows, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, 0, vocoder)
     latents = invert(model, ends, run.sigmas, run.sampler, run.denoiser(model, rows=2), callback)
     t = torch.linspace(0, 1, n)
-    x = run_sampler(model, slerp(latents[:1], latents[1:], t), run.sigmas, run.sampler, None, callback,
-                    run.denoiser(model))
-    errors = [float((x[0] - ends[0]).abs().mean()), float((x[-1] - ends[1]).abs().mean())]
-    edit = {"name": "interpolate", "input": source_a, "input2": source_b, "inversion_error": errors}
-    clips = _finish(model, run, x, edit)
-    for clip, weight in zip(clips, t.tolist()):
-        clip.metadata.update(seed=None, t=weight)
-    return clips
+
+    def regenerate(weights: torch.Tensor) -> torch.Tensor:  # (k,) -> (k, ...)
+        return run_sampler(model, slerp(latents[:1], latents[1:], weights), run.sigmas, run.sampler, None, callback,
+                           run.denoiser(model, rows=len(weights)))
+
+    first = regenerate(t[:batch_size])
+    last = first[-1:] if n <= batch_size else regenerate(t[-1:])
+    errors = [float((first[0] - ends[0]).abs().mean()), float((last[0] - ends[1]).abs().mean())]
+    edit = {"name": "interpolate", "input": source_a, "input2": source_b, "num_steps": n, "inversion_error": errors}
+
+    def clips() -> Iterator[Audio]:
+        for start in range(0, n, batch_size):
+            weights = t[start:start + batch_size]
+            x = first if start == 0 else regenerate(weights)
+            for clip, weight in zip(_finish(model, run, x, edit), weights.tolist()):
+                clip.metadata.update(seed=None, t=weight, index=start + clip.metadata["index"])
+                yield clip
+
+    return clips()
 
 
 def lerp_inputs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], w: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -608,32 +661,56 @@ def lerp_inputs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], w: torch
 def interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str, n: int, seconds: float | None = None,
                         negative_prompt: str | None = None, guidance_scale: float | None = None,
                         steps: int | None = None, sampler: Any = None, spacing: str | None = None,
-                        seed: int | None = None, vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+                        seed: int | None = None, vocoder: Any = None, callback: Callback = None,
+                        batch_size: int = 16) -> list[Audio]:
     """``n`` clips from one starting noise whose conditioning moves linearly from ``prompt_a`` to ``prompt_b``.
 
-    Every clip uses the generator of ``seed`` (the same noise); the sidecars record ``t``.
+    Every clip uses the generator of ``seed`` (the same noise); the sidecars record ``t``.  The clips
+    are made ``batch_size`` at a time (:func:`iter_interpolate_prompts` hands them out as they come).
 
     Returns:
         ``n`` :class:`Audio` clips ``(1, S)``.
     """
-    _count("n", n, 2)
+    return list(iter_interpolate_prompts(model, prompt_a, prompt_b, n, seconds, negative_prompt, guidance_scale, steps,
+                                         sampler, spacing, seed, vocoder, callback, batch_size))
+
+
+def iter_interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str, n: int,
+                             seconds: float | None = None, negative_prompt: str | None = None,
+                             guidance_scale: float | None = None, steps: int | None = None, sampler: Any = None,
+                             spacing: str | None = None, seed: int | None = None, vocoder: Any = None,
+                             callback: Callback = None, batch_size: int = 16) -> Iterator[Audio]:
+    """:func:`interpolate_prompts` as an iterator: checked now, then made ``batch_size`` clips at a time."""
+    _count("n", n, 2, checks.MAX_CLIPS)
+    batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     if not model.is_conditional:
         raise ConfigError("this model is unconditional: it takes no prompt to interpolate")
     if not isinstance(prompt_a, str) or not isinstance(prompt_b, str):
         raise ConfigError("prompts must be strings")
     seconds = check_seconds(model, seconds)
-    run = prepare(model, n, prompt_a, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
-    generators = make_generators([run.seeds[0]] * n)
+    run = prepare(model, min(n, batch_size), prompt_a, negative_prompt, guidance_scale, steps, sampler, spacing, seed,
+                  vocoder)
     t = torch.linspace(0, 1, n, device=model.device)
-    with torch.inference_mode():
-        cond = lerp_inputs(model.encode_prompts([prompt_a] * n), model.encode_prompts([prompt_b] * n), t)
-        denoise_fn = inputs_denoiser(model, cond, model.encode_prompts(run.negatives or [""] * n), run.scale)
-    x = initial_noise(model, model.representation.frames_for(seconds), float(run.sigmas[0]), generators)
-    x = run_sampler(model, x.to(model.device), run.sigmas, run.sampler, generators, callback, denoise_fn)
-    clips = _finish(model, run, x, {"name": "interpolate_prompts", "prompt2": prompt_b})
-    for clip, weight in zip(clips, t.tolist()):
-        clip.metadata.update(seed=run.seeds[0], t=weight)
-    return clips
+    edit = {"name": "interpolate_prompts", "prompt2": prompt_b, "num_steps": n}
+
+    def batch(weights: torch.Tensor) -> torch.Tensor:  # (k,) -> (k, ...) from the one noise of the seed
+        k = len(weights)
+        generators = make_generators([run.seeds[0]] * k)
+        with torch.inference_mode():
+            cond = lerp_inputs(model.encode_prompts([prompt_a] * k), model.encode_prompts([prompt_b] * k), weights)
+            negatives = model.encode_prompts((run.negatives or [""] * k)[:k])
+            denoise_fn = inputs_denoiser(model, cond, negatives, run.scale)
+        x = initial_noise(model, model.representation.frames_for(seconds), float(run.sigmas[0]), generators)
+        return run_sampler(model, x.to(model.device), run.sigmas, run.sampler, generators, callback, denoise_fn)
+
+    def clips() -> Iterator[Audio]:
+        for start in range(0, n, batch_size):
+            weights = t[start:start + batch_size]
+            for clip, weight in zip(_finish(model, run, batch(weights), edit), weights.tolist()):
+                clip.metadata.update(seed=run.seeds[0], t=weight, index=start + clip.metadata["index"])
+                yield clip
+
+    return clips()
 
 
 # -- loops -------------------------------------------------------------------------------------------

@@ -26,3 +26,17 @@ class AudioError(AudiodiffError, OSError):
 
 class SettingsMismatchError(AudiodiffError, ValueError):
     """Two components disagree on settings they must share (e.g. a vocoder's mel settings)."""
+
+
+class OutputError(AudiodiffError, OSError):
+    """An output file cannot be written (no space, no permission, a symlink in the way, ...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output file already exists and replacing it was not asked for (``--overwrite``)."""
+
+
+def shorten(text: object, limit: int = 80) -> str:
+    """``repr(text)`` cut to about ``limit`` characters, for naming user input in a one-line error."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[:limit - 20]}...({len(shown)} characters)"

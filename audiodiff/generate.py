@@ -12,22 +12,23 @@ usual, each further one inpaints its overlap with the tail so far (:func:`audiod
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
-import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from . import __version__
+from . import __version__, checks
 from .audio.io import save_audio
 from .diffusion.guidance import guided_denoiser
 from .diffusion.samplers import Sampler
-from .errors import ConfigError
+from .errors import AudiodiffError, ConfigError, shorten
+from .files import atomic_write_bytes, check_target, json_bytes
 from .model import DiffusionModel, component_config
 from .registry import build
 from .vocoders import build_vocoder
@@ -57,21 +58,82 @@ class Audio:
         return self.waveform.shape[-1] / self.sample_rate
 
     def save(self, path: str | Path, sidecar: bool = True, plot: bool = False,
-             log_mel: torch.Tensor | None = None, hop_length: int | None = None) -> Path:
+             log_mel: torch.Tensor | None = None, hop_length: int | None = None, overwrite: bool = False) -> Path:
         """Write the WAV, its ``.json`` sidecar and, with ``plot``, a ``.png`` of its mel.
 
-        For ``plot``, ``log_mel`` ``(n_mels, frames)`` and ``hop_length`` say what to draw.
+        For ``plot``, ``log_mel`` ``(n_mels, frames)`` and ``hop_length`` say what to draw.  Each
+        file is written atomically and never through a symlink (:mod:`audiodiff.files`); unless
+        ``overwrite``, an existing WAV, sidecar or PNG is an :class:`~audiodiff.errors.OutputExistsError`
+        raised before anything is written.
         """
-        path = save_audio(path, self.waveform, self.sample_rate)
-        if sidecar:
-            path.with_suffix(".json").write_text(json.dumps(self.metadata, indent=2, sort_keys=True) + "\n")
+        path = Path(path)
+        if plot and (log_mel is None or hop_length is None):
+            raise ConfigError("Audio.save(plot=True) needs log_mel and hop_length")
+        targets = [path] + [path.with_suffix(s) for s, wanted in ((".json", sidecar), (".png", plot)) if wanted]
+        for target in targets:
+            check_target(target, overwrite)
+        png = None
         if plot:
-            from .plot import save_mel_png
+            from .plot import mel_png_bytes
 
-            if log_mel is None or hop_length is None:
-                raise ConfigError("Audio.save(plot=True) needs log_mel and hop_length")
-            save_mel_png(log_mel, path.with_suffix(".png"), self.sample_rate, hop_length, title=path.name)
+            png = mel_png_bytes(log_mel, self.sample_rate, hop_length, title=path.name)
+        meta = json_bytes(self.metadata) if sidecar else None
+        written: list[Path] = []
+        try:
+            written.append(save_audio(path, self.waveform, self.sample_rate, overwrite))
+            if meta is not None:
+                written.append(atomic_write_bytes(path.with_suffix(".json"), meta, overwrite))
+            if png is not None:
+                written.append(atomic_write_bytes(path.with_suffix(".png"), png, overwrite))
+        except BaseException:
+            if not overwrite:  # they were new: no WAV is left without its sidecar
+                for done in written:
+                    done.unlink(missing_ok=True)
+            raise
         return path
+
+    def file_name(self, prefix: str = "clip") -> str:
+        """``{prefix}_{index:03d}[_{prompt}][_seed{seed}]_{settings}.wav``: ``settings`` is a short hash of
+        the sidecar's settings, so runs with other settings never share a name (see :func:`settings_hash`)."""
+        check_prefix(prefix)
+        meta = self.metadata
+        tag = slug(meta.get("prompt") or "")
+        seed = meta.get("seed")
+        parts = [prefix, f"{int(meta.get('index', 0)):03d}", tag, "" if seed is None else f"seed{seed}",
+                 settings_hash(meta)]
+        return "_".join(p for p in parts if p) + ".wav"
+
+
+def check_prefix(prefix: Any) -> str:
+    """``prefix`` if it is a plain file name part: no folder (``../x`` would write outside ``--out``), not hidden."""
+    if not isinstance(prefix, str) or not prefix or prefix != Path(prefix).name or prefix.startswith("."):
+        raise ConfigError(f"a file name prefix must be a plain name (no folder, not hidden), got {shorten(prefix)}")
+    return prefix
+
+
+#: sidecar fields left out of :func:`settings_hash`: provenance and measurements, not settings, and the
+#: index and seed (the file name shows them as they are), so the clips of one run share the hash
+NOT_SETTINGS = frozenset({"command", "commit", "audiodiff_version", "seams", "seam_ratio", "inversion_error",
+                          "index", "seed"})
+
+
+def settings_hash(metadata: Mapping[str, Any], length: int = 8) -> str:
+    """A short hex digest of a sidecar's settings (everything but :data:`NOT_SETTINGS`)."""
+    text = json.dumps(_settings(metadata), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _settings(value: Any) -> Any:
+    """``value`` without the :data:`NOT_SETTINGS` keys, at every depth (an edit's ``inversion_error``)."""
+    if isinstance(value, Mapping):
+        return {k: _settings(v) for k, v in value.items() if k not in NOT_SETTINGS}
+    return value
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe short form of a prompt."""
+    keep = "".join(c if c.isalnum() else "-" for c in text.lower())
+    return "-".join(part for part in keep.split("-") if part)[:limit]
 
 
 # -- pieces -----------------------------------------------------------------------------------
@@ -80,10 +142,20 @@ def resolve_sampler(spec: str | Mapping[str, Any] | Sampler | Callable | None, m
     if spec is None:
         spec = model.config["sampler"]
     if isinstance(spec, (str, Mapping)):
-        return build("sampler", spec)
+        return check_sampler_options(build("sampler", spec))
     if callable(spec):
         return spec
     raise ConfigError(f"sampler must be a name, a config or a sampler object, got {type(spec).__name__}")
+
+
+def check_sampler_options(sampler: Any) -> Any:
+    """``sampler`` if every numeric option it was built with is finite and of sane size
+    (:func:`audiodiff.checks.bounded`): ``step_lr=1e30`` would saturate every clip."""
+    config = sampler_config(sampler)
+    for key, value in config.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            checks.bounded(f"sampler option {key}", value)
+    return sampler
 
 
 def sampler_config(sampler: Any) -> dict[str, Any]:
@@ -98,7 +170,7 @@ def inference_sigmas(model: DiffusionModel, steps: int | None = None, spacing: s
                      sigma_min: float | None = None) -> torch.Tensor:
     """``(steps + 1,)`` descending sigmas of the model's schedule ending in 0; ``steps``, ``spacing`` and
     ``sigma_min`` (the last noise level before the final step) default to the model's."""
-    steps = int(model.config["steps"] if steps is None else steps)
+    steps = checks.integer("steps", model.config["steps"] if steps is None else steps, 1)
     spacing = spacing or model.config["spacing"]
     sigma_min = model.config.get("sigma_min") if sigma_min is None else sigma_min
     try:
@@ -147,6 +219,13 @@ def to_audio(model: DiffusionModel, x: torch.Tensor, vocoder: Any, metadata: Seq
     with torch.inference_mode():
         waves = model.decode(x, vocoder).float().cpu()  # (B, 1, S)
         feats = model.from_net_layout(x).float().cpu()
+    if not torch.isfinite(waves).all():
+        raise AudiodiffError("the model made NaN or inf samples (a broken or diverged model, or extreme settings); "
+                             "nothing was written")
+    peak_feature = float(feats.abs().max())
+    if peak_feature > FEATURE_LIMIT:
+        raise AudiodiffError(f"the sampler diverged: features reach {peak_feature:.3g} (a trained model's lie within "
+                             f"about +-10); lower the sampler's step size or the guidance, or use another sampler")
     peak = waves.abs().amax(dim=(1, 2), keepdim=True).clamp(min=1.0)
     waves = waves / peak  # only ever scale down, so nothing clips
     return [Audio(waves[i], model.sample_rate, feats[i], dict(metadata[i])) for i in range(len(waves))]
@@ -154,8 +233,12 @@ def to_audio(model: DiffusionModel, x: torch.Tensor, vocoder: Any, metadata: Seq
 
 def check_prompts(model: DiffusionModel, prompt: str | Sequence[str] | None, negative_prompt: str | Sequence[str] | None,
                   num_samples: int) -> tuple[list[str], list[str] | None]:
-    """One prompt per clip (each prompt repeated ``num_samples`` times), and the negative prompts."""
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+    """One prompt per clip (each prompt repeated ``num_samples`` times), and the negative prompts;
+    at most :data:`audiodiff.checks.MAX_CLIPS` clips."""
+    num_samples = checks.integer("num_samples", num_samples, 1, checks.MAX_CLIPS)
+    prompts = _strings("prompt", prompt)
+    if len(prompts) * num_samples > checks.MAX_CLIPS:
+        raise ConfigError(f"{len(prompts)} prompts x {num_samples} clips is more than {checks.MAX_CLIPS} in one call")
     if prompts and not model.is_conditional:
         raise ConfigError("this model is unconditional: it takes no prompt")
     if negative_prompt is not None and not model.is_conditional:
@@ -164,17 +247,26 @@ def check_prompts(model: DiffusionModel, prompt: str | Sequence[str] | None, neg
         if not model.can_run_unconditionally:
             raise ConfigError("this model needs a prompt (it was trained without condition dropout)")
         prompts = [""]
-    if not all(isinstance(p, str) for p in prompts):
-        raise ConfigError("prompts must be strings")
     clips = [p for p in prompts for _ in range(num_samples)]
     if negative_prompt is None:
         return clips, None
-    negatives = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+    negatives = _strings("negative_prompt", negative_prompt)
     if len(negatives) == 1:
         negatives = negatives * len(prompts)
     if len(negatives) != len(prompts):
         raise ConfigError(f"got {len(negatives)} negative prompts for {len(prompts)} prompts")
     return clips, [n for n in negatives for _ in range(num_samples)]
+
+
+def _strings(name: str, value: Any) -> list[str]:
+    """A prompt or a sequence of prompts as a list of strings; anything else is a :class:`ConfigError`."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Sequence) or not all(isinstance(p, str) for p in value):
+        raise ConfigError(f"{name} must be a string or a list of strings, got {shorten(value)}")
+    return list(value)
 
 
 def conditioned_denoiser(model: DiffusionModel, prompts: list[str], negatives: list[str] | None,
@@ -204,11 +296,19 @@ def inputs_denoiser(model: DiffusionModel, cond: dict[str, torch.Tensor], uncond
 
 def check_guidance(model: DiffusionModel, guidance_scale: float | None, guidance_rescale: float) -> float:
     """The guidance scale to use (default the model's); an error if it or the rescale is out of range."""
-    scale = float(model.config["guidance_scale"] if guidance_scale is None else guidance_scale)
-    if not math.isfinite(scale) or not 0 <= guidance_rescale <= 1:
-        raise ConfigError(f"guidance_scale must be finite and guidance_rescale in [0, 1], got {scale}, {guidance_rescale}")
+    scale = checks.number("guidance_scale", model.config["guidance_scale"] if guidance_scale is None else guidance_scale,
+                          -GUIDANCE_LIMIT, GUIDANCE_LIMIT)
+    checks.number("guidance_rescale", guidance_rescale, 0.0, 1.0)
     return scale
 
+
+#: the largest magnitude of a guidance scale (useful ones are 1-15; 1e30 turns every clip into noise)
+GUIDANCE_LIMIT = 100.0
+#: normalised features beyond this mean a diverged sampler (a trained model's lie within about +-10;
+#: the shipped speech model at guidance 100 reaches 7, langevin with step_lr=1 reaches 7e8)
+FEATURE_LIMIT = 1000.0
+#: the fewest frames a clip may have (the vocoders' inverse STFT needs a few)
+MIN_FRAMES = 4
 
 #: the longest clip made in overlapping windows (10 minutes)
 LONG_FORM_LIMIT = 600.0
@@ -219,11 +319,22 @@ def check_seconds(model: DiffusionModel, seconds: float | None, long_form: bool 
     (with ``long_form``, up to :data:`LONG_FORM_LIMIT`: longer clips are made in overlapping windows)."""
     seconds = model.seconds if seconds is None else seconds
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"seconds must be a positive number, got {seconds!r}")
+        raise ConfigError(f"seconds must be a positive number, got {shorten(seconds)}")
     limit = LONG_FORM_LIMIT if long_form else model.max_seconds
     if seconds > limit + 1e-9:
         raise ConfigError(f"seconds={seconds} is beyond what this model makes (at most {limit:g} s)")
+    check_frames(model, seconds)
     return float(seconds)
+
+
+def check_frames(model: DiffusionModel, seconds: float, what: str = "seconds") -> int:
+    """The frames of ``seconds`` of audio; an error below :data:`MIN_FRAMES` (too short to decode)."""
+    frames = model.representation.frames_for(seconds)
+    if frames < MIN_FRAMES:
+        shortest = model.representation.seconds_for(MIN_FRAMES)
+        raise ConfigError(f"{what}={seconds:g} is too short: this model needs at least {shortest:.3f} s "
+                          f"({MIN_FRAMES} frames)")
+    return frames
 
 
 def resolve_vocoder(model: DiffusionModel, vocoder: Any = None) -> Any:
@@ -284,7 +395,8 @@ def generate(
         steps: sampler steps (default: the model's); between 1 and the schedule's training steps.
         sampler: registry name or config (``"ddim"``, ``{"name": "ddim", "eta": 0.5}``, ``"ddpm"``,
             ...), a sampler object, or ``None`` for the model's default.
-        seed: base seed; clip ``i`` uses ``seed + i``.  ``None`` draws a random one (recorded).
+        seed: base seed, an integer with ``seed + i < 2**64``; clip ``i`` uses ``seed + i``.  ``None`` draws
+            a random one (recorded).
         vocoder: registry name/config, trained vocoder folder or object; default the model's.
         callback: called after every sampler step with ``{"i", "sigma", "x", "denoised", "batch"}``.
         batch_size: clips per denoiser batch.
@@ -296,24 +408,47 @@ def generate(
             schedule's smallest).
 
     Returns:
-        ``num_samples * len(prompts)`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.
+        ``num_samples * len(prompts)`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.  To keep
+        only one batch in memory at a time, iterate :func:`iter_generate` instead (same arguments).
     """
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
+    return list(iter_generate(model, num_samples, prompt, negative_prompt, guidance_scale, guidance_rescale, seconds,
+                              steps, sampler, seed, vocoder, callback, batch_size, spacing, device, overlap, sigma_min))
+
+
+def iter_generate(
+    model: DiffusionModel,
+    num_samples: int = 1,
+    prompt: str | Sequence[str] | None = None,
+    negative_prompt: str | Sequence[str] | None = None,
+    guidance_scale: float | None = None,
+    guidance_rescale: float = 0.0,
+    seconds: float | None = None,
+    steps: int | None = None,
+    sampler: str | Mapping[str, Any] | Sampler | None = None,
+    seed: int | None = None,
+    vocoder: Any = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    batch_size: int = 16,
+    spacing: str | None = None,
+    device: torch.device | str | None = None,
+    overlap: float = 0.5,
+    sigma_min: float | None = None,
+) -> Iterator[Audio]:
+    """:func:`generate` as an iterator: every argument is checked now, then the clips come batch by
+    batch as they are made (memory stays bounded for any ``num_samples``; the CLI writes each batch
+    to disk before making the next)."""
     prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
     scale = check_guidance(model, guidance_scale, guidance_rescale)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = checks.integer("batch_size", batch_size, 1, checks.MAX_BATCH)
     seconds = check_seconds(model, seconds, long_form=True)
-    if not isinstance(overlap, (int, float)) or not 0 < overlap < 1:
-        raise ConfigError(f"overlap must be in (0, 1), got {overlap!r}")
+    overlap = checks.number("overlap", overlap, 0.0, 1.0, low_open=True, high_open=True)
+    seed = checks.seed(seed, len(prompts))
     if device is not None:
-        model = model.to(device)
+        model = model.to(checks.device(device))
     model.eval()
     sampler_obj = resolve_sampler(sampler, model)
     sigmas = inference_sigmas(model, steps, spacing, sigma_min)
     vocoder_obj = resolve_vocoder(model, vocoder)
-    seed = random.randrange(2**31) if seed is None else int(seed)
     frames = model.representation.frames_for(seconds)
     plan = None
     if seconds > model.max_seconds + 1e-9:
@@ -324,8 +459,15 @@ def generate(
     common["sigma_min"] = model.config.get("sigma_min") if sigma_min is None else float(sigma_min)
     if model.is_conditional:
         common.update(guidance_scale=scale, guidance_rescale=guidance_rescale)
+    run = (model, prompts, negatives, scale, guidance_rescale, seed, batch_size)
+    return _batches(run, frames, sigmas, sampler_obj, vocoder_obj, plan, common, callback)
+
+
+def _batches(run: tuple, frames: int, sigmas: torch.Tensor, sampler_obj: Any, vocoder_obj: Any, plan: Any,
+             common: dict[str, Any], callback: Callable[[dict[str, Any]], None] | None) -> Iterator[Audio]:
+    """The clips of :func:`iter_generate`, one batch at a time."""
+    model, prompts, negatives, scale, guidance_rescale, seed, batch_size = run
     total = len(prompts)
-    clips: list[Audio] = []
     for start in range(0, total, batch_size):
         stop = min(total, start + batch_size)
         seeds = list(range(seed + start, seed + stop))
@@ -339,8 +481,7 @@ def generate(
         if model.is_conditional:
             for j, m in enumerate(meta):
                 m.update(prompt=prompts[start + j], negative_prompt=negatives[start + j] if negatives else None)
-        clips.extend(to_audio(model, x, vocoder_obj, meta))
-    return clips
+        yield from to_audio(model, x, vocoder_obj, meta)
 
 
 def sample_frames(model: DiffusionModel, frames: int, sigmas: torch.Tensor, sampler: Any,

@@ -11,9 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .checkpoint import CONFIG_NAME
 from .errors import ModelLoadError
 from .model import DiffusionModel
+from .network import require_hub
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 HUB_PREFIX = "hf://"
@@ -27,16 +29,20 @@ def list_models() -> dict[str, Path]:
 
 
 def resolve(name_or_dir: str | os.PathLike) -> Path:
-    """The local folder of a shipped model name, a folder path, or an ``hf://org/repo[@revision]``."""
+    """The local folder of a shipped model name, a folder path, or an ``hf://org/repo[@revision]``.
+
+    A shipped name wins over a folder of the same name in the current directory (a ``./speech``
+    folder must not shadow the shipped ``speech`` model): write ``./speech`` to mean the folder.
+    """
     text = str(name_or_dir)
     if text.startswith(HUB_PREFIX):
         return download(text[len(HUB_PREFIX):])
+    shipped = list_models()
     path = Path(text).expanduser()
+    if text in shipped and (isinstance(name_or_dir, str) or not path.is_dir()):
+        return shipped[text]
     if path.is_dir():
         return path
-    shipped = list_models()
-    if text in shipped:
-        return shipped[text]
     if path.exists():
         raise ModelLoadError(f"model path {path} is not a folder")
     names = ", ".join(shipped) or "none yet"
@@ -50,8 +56,14 @@ def download(repo: str) -> Path:
     except ImportError:
         raise ModelLoadError("loading hf:// models needs huggingface_hub: pip install huggingface_hub") from None
     repo_id, _, revision = repo.partition("@")
+    kwargs = {"repo_id": repo_id, "revision": revision or None, "allow_patterns": ["*.json", "*.safetensors"]}
+    try:  # a snapshot already in the local cache needs no network
+        return Path(snapshot_download(**kwargs, local_files_only=True))
+    except Exception:
+        pass
+    require_hub(repr(repo))  # offline: one line now, not a minute of retries
     try:
-        return Path(snapshot_download(repo_id=repo_id, revision=revision or None, allow_patterns=["*.json", "*.safetensors"]))
+        return Path(snapshot_download(**kwargs))
     except Exception as exc:  # network, auth, missing repo: one line for the user
         raise ModelLoadError(f"cannot download {repo!r} from the Hugging Face Hub: {str(exc).splitlines()[0]}") from None
 
@@ -61,4 +73,4 @@ def load(name_or_dir: str | os.PathLike, device: Any = None) -> DiffusionModel:
     folder = resolve(name_or_dir)
     model = DiffusionModel.from_folder(folder)
     model.source = str(name_or_dir)
-    return model.to(device) if device is not None else model
+    return model.to(checks.device(device)) if device is not None else model

@@ -40,7 +40,8 @@ import torch
 
 from .diffusion.samplers import noise_like
 from .diffusion.schedules import VPSchedule
-from .errors import ConfigError
+from . import checks
+from .errors import AudiodiffError, ConfigError
 
 if TYPE_CHECKING:
     from .model import DiffusionModel
@@ -308,12 +309,12 @@ def likelihood_of_files(model: DiffusionModel, paths: Sequence[str | os.PathLike
     """
     if method not in METHODS:
         raise ConfigError(f"unknown likelihood method {method!r}; valid: {', '.join(METHODS)}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = checks.integer("batch_size", batch_size, 1)
     check_bin_width(bin_width)
     if steps is None:
         steps = model.schedule.num_steps - 1 if method == "vlb" else ODE_STEPS
-    generator = torch.Generator().manual_seed(int(seed))
+    steps = checks.integer("steps", steps, 1)
+    generator = torch.Generator().manual_seed(checks.seed(seed))
     results: list[dict[str, Any]] = []
     for start in range(0, len(paths), batch_size):
         batch = [str(p) for p in paths[start:start + batch_size]]
@@ -324,6 +325,10 @@ def likelihood_of_files(model: DiffusionModel, paths: Sequence[str | os.PathLike
             bpd = bits_per_dim_vlb(model, x0, steps=steps, **kwargs)
         else:
             bpd = bits_per_dim_ode(model, x0, steps=steps, hutchinson_samples=hutchinson_samples, **kwargs)
+        bad = [p for p, b in zip(batch, bpd.tolist()) if not math.isfinite(b)]
+        if bad:
+            raise AudiodiffError(f"bits per dimension of {bad[0]} is not finite (the model or the file is broken); "
+                                 "nothing was written")
         common = {"method": method, "steps": steps, "bin_width": bin_width, "dims": x0[0].numel(),
                   "window": model.seconds}
         results += [{"path": p, "bits_per_dim": b, "seconds": s, **common}

@@ -24,9 +24,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from . import __version__
-from .checkpoint import read_config, read_tensors, save_folder
-from .errors import ConfigError, ModelLoadError, SettingsMismatchError
+from . import __version__, checks
+from .checkpoint import CONFIG_NAME, path_in_folder, read_config, read_tensors, save_folder
+from .errors import ConfigError, ModelLoadError, SettingsMismatchError, shorten
 from .conditioning import CROSS_ROUTES, GLOBAL_ROUTES, concat_net_inputs, drop_prompts, keep_mask, net_inputs
 from .registry import build
 
@@ -258,10 +258,13 @@ class DiffusionModel(nn.Module):
         """Rebuild a model saved by :meth:`save`; every problem is a one-line :class:`ModelLoadError`."""
         config = read_config(folder)
         tensors = read_tensors(folder)
+        config, encoder_paths = _confine_paths(config, folder)
         try:
             model = cls(config)
-        except ConfigError as exc:
-            raise ModelLoadError(f"{Path(folder) / 'config.json'}: {exc}") from None
+        except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ModelLoadError(f"{Path(folder) / 'config.json'}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        for key, path in encoder_paths.items():
+            model.conditioners[key].encoder_path = path
         expected = model.state_dict()
         _check_weights(folder, expected, tensors)
         model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
@@ -270,9 +273,42 @@ class DiffusionModel(nn.Module):
         return model.eval()
 
 
+def _confine_paths(config: dict[str, Any], folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
+    """The paths a model folder's config names, kept inside the folder (:func:`path_in_folder`).
+
+    A latent representation's ``autoencoder`` folder is resolved against the model folder (not the
+    current directory).  A text conditioner's ``model`` is the bundled encoder's name or a folder
+    inside the model folder; returns the config with the autoencoder path resolved and, per text
+    conditioner, the folder its encoder loads from.
+    """
+    from .conditioning.text import is_bundled
+    from .network import ALLOW_HUB_ENV, hub_allowed
+
+    config = copy.deepcopy(config)
+    representation = config.get("representation")
+    if isinstance(representation, dict) and isinstance(representation.get("autoencoder"), str):
+        representation["autoencoder"] = str(path_in_folder(folder, representation["autoencoder"], "autoencoder"))
+    encoder_paths = {}
+    conditioning = config.get("conditioning")
+    for key, cond in (conditioning.items() if isinstance(conditioning, dict) else ()):
+        if isinstance(cond, dict) and cond.get("name") == "text" and "model" in cond:
+            name = cond["model"]
+            if not isinstance(name, str):
+                raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: text encoder must be a name, got {shorten(name)}")
+            if is_bundled(name):
+                continue
+            path = path_in_folder(folder, name, "text encoder")
+            if path.is_dir():
+                encoder_paths[key] = str(path)
+            elif not hub_allowed():
+                raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: text encoder {shorten(name)} is neither the bundled "
+                                     f"encoder nor a folder inside the model folder (a Hub name needs {ALLOW_HUB_ENV}=1)")
+    return config, encoder_paths
+
+
 def _load_trained_vocoder(model: DiffusionModel, folder: str | os.PathLike) -> None:
     """Make ``folder/vocoder/`` (config.json + model.safetensors), if present, the model's default vocoder."""
-    vocoder_dir = Path(folder) / VOCODER_DIR
+    vocoder_dir = path_in_folder(folder, VOCODER_DIR, "vocoder")
     if not (vocoder_dir / "config.json").is_file():
         return
     from .vocoders import load_vocoder_folder
@@ -292,12 +328,23 @@ def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in COMPONENT_KEYS:
         if isinstance(out[key], str):
             out[key] = {"name": out[key]}
+        if not isinstance(out[key], Mapping) or not isinstance(out[key].get("name"), str):
+            raise ConfigError(f"model config {key!r} must be a registry name or a mapping with a string 'name', "
+                              f"got {shorten(out[key])}")
+        out[key] = dict(out[key])
+    checks.integer("model config 'steps'", out["steps"], 1)
+    checks.number("model config 'guidance_scale'", out["guidance_scale"])
+    checks.number("model config 'cond_dropout'", out["cond_dropout"], 0.0, 1.0)
+    if not isinstance(out["spacing"], str):
+        raise ConfigError(f"model config 'spacing' must be a name, got {shorten(out['spacing'])}")
     if not isinstance(out["conditioning"], Mapping):
         raise ConfigError("model config 'conditioning' must map names to conditioner configs")
+    if not all(isinstance(v, (str, Mapping)) for v in out["conditioning"].values()):
+        raise ConfigError("model config 'conditioning' must map names to conditioner configs")
     out["conditioning"] = {k: ({"name": v} if isinstance(v, str) else dict(v)) for k, v in out["conditioning"].items()}
-    seconds = out["seconds"]
-    if not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise ConfigError(f"model config 'seconds' must be a positive number, got {seconds!r}")
+    checks.number("model config 'seconds'", out["seconds"], 0.0, low_open=True)
+    if "max_seconds" in out:
+        checks.number("model config 'max_seconds'", out["max_seconds"], out["seconds"])
     return out
 
 

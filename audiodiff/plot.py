@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -10,9 +11,8 @@ import torch
 from .errors import AudiodiffError
 
 
-def save_mel_png(log_mel: torch.Tensor, path: str | os.PathLike, sample_rate: int, hop_length: int,
-                 title: str | None = None) -> Path:
-    """Save a ``(n_mels, frames)`` log-mel as a PNG with time (s) and mel-bin axes."""
+def mel_png_bytes(log_mel: torch.Tensor, sample_rate: int, hop_length: int, title: str | None = None) -> bytes:
+    """A ``(n_mels, frames)`` log-mel drawn as a PNG with time (s) and mel-bin axes, as bytes."""
     try:
         import matplotlib
 
@@ -30,8 +30,15 @@ def save_mel_png(log_mel: torch.Tensor, path: str | os.PathLike, sample_rate: in
         ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label="log magnitude")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    return path
+    return buffer.getvalue()
+
+
+def save_mel_png(log_mel: torch.Tensor, path: str | os.PathLike, sample_rate: int, hop_length: int,
+                 title: str | None = None, overwrite: bool = True) -> Path:
+    """Save a ``(n_mels, frames)`` log-mel as a PNG (atomically, see :mod:`audiodiff.files`)."""
+    from .files import atomic_write_bytes
+
+    return atomic_write_bytes(path, mel_png_bytes(log_mel, sample_rate, hop_length, title), overwrite)

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import io
 import json
 import logging
 import math
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, fields
@@ -41,8 +43,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import _fsync_dir, atomic_write_bytes, read_tensors, tensors_to_bytes, write_config
+from .checkpoint import CONFIG_NAME, _fsync_dir, atomic_write_bytes, read_tensors, tensors_to_bytes, write_config
 from .errors import AudiodiffError, ConfigError
+from .files import json_line
 
 if TYPE_CHECKING:  # fit is duck-typed (the autoencoder trains through it too); no import of model.py at run time
     from .model import DiffusionModel
@@ -50,6 +53,9 @@ if TYPE_CHECKING:  # fit is duck-typed (the autoencoder trains through it too); 
 log = logging.getLogger(__name__)
 
 LATEST = "latest"
+#: sha256 of every file of a checkpoint folder, written last
+CHECKSUMS = "checksums.json"
+_STEP_NAME = re.compile(r"step_\d{7,}")
 
 
 class TrainingError(AudiodiffError):
@@ -271,12 +277,14 @@ def write_checkpoint_folder(run_dir: Path, state: dict[str, Any], files: Mapping
     tmp = ckpt_root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for file_name, data in files.items():
-        atomic_write_bytes(tmp / file_name, data)
-    write_config(tmp, config)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(tmp / "state.pt", buffer.getvalue())
+    contents = {**files, "state.pt": buffer.getvalue()}
+    for file_name, data in contents.items():
+        atomic_write_bytes(tmp / file_name, data)
+    sums = {file_name: hashlib.sha256(data).hexdigest() for file_name, data in contents.items()}
+    sums[CONFIG_NAME] = _sha256(write_config(tmp, config))
+    atomic_write_bytes(tmp / CHECKSUMS, (json.dumps(sums, indent=2, sort_keys=True) + "\n").encode())
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _fsync_dir(ckpt_root)
@@ -287,17 +295,96 @@ def write_checkpoint_folder(run_dir: Path, state: dict[str, Any], files: Mapping
 
 
 def latest_checkpoint(run_dir: Path, needed: tuple[str, ...] = ("model.safetensors", "ema.safetensors")) -> Path | None:
-    """The newest complete checkpoint folder of ``run_dir`` (holding ``needed`` files, ``state.pt`` and
-    ``config.json``), or ``None``."""
-    run_dir = Path(run_dir)
-    pointer = run_dir / "checkpoints" / LATEST
-    if not pointer.is_file():
+    """The checkpoint to resume from: the one ``checkpoints/latest`` names if it is intact, else the
+    newest intact one (with a warning saying so); ``None`` when there is no ``latest`` (a fresh run).
+
+    ``latest`` must name a ``step_NNNNNNN`` folder directly inside ``checkpoints/`` (no ``..``, no
+    link); a checkpoint is intact when it holds ``needed``, ``state.pt`` and ``config.json`` and each
+    file matches the sha256 in its ``checksums.json`` (checkpoints written before checksums existed
+    are checked for completeness only).  Raises :class:`TrainingError` if none is intact.
+    """
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / LATEST
+    if not pointer.is_file() and not pointer.is_symlink():
         return None
-    folder = run_dir / "checkpoints" / pointer.read_text().strip()
-    needed = (*needed, "state.pt", "config.json")
-    if not all((folder / f).is_file() for f in needed):
-        raise TrainingError(f"checkpoint {folder} named by {pointer} is incomplete; remove {pointer} to start over")
-    return folder
+    needed = (*needed, "state.pt", CONFIG_NAME)
+    named, problem = _pointer_target(pointer)
+    if named is not None:
+        problem = checkpoint_problem(named, needed)
+        if problem is None:
+            return named
+    steps = sorted((p for p in root.glob("step_*") if _STEP_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()),
+                   key=checkpoint_step, reverse=True)
+    for folder in steps:
+        if folder != named and checkpoint_problem(folder, needed) is None:
+            log.warning("%s; resuming from %s, the newest intact checkpoint", problem, folder)
+            return folder
+    raise TrainingError(f"{problem}, and no other checkpoint in {root} is intact; "
+                        f"remove {pointer} to start over")
+
+
+def _pointer_target(pointer: Path) -> tuple[Path | None, str]:
+    """The step folder ``latest`` names, or ``None`` and why it names none."""
+    try:
+        name = pointer.read_bytes().decode("ascii").strip() if not pointer.is_symlink() else ""
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if not _STEP_NAME.fullmatch(name):
+        return None, f"{pointer} does not name a step_NNNNNNN folder"
+    folder = pointer.parent / name
+    if folder.is_symlink() or not folder.is_dir():
+        return None, f"checkpoint {folder} named by {pointer} is missing"
+    return folder, ""
+
+
+def checkpoint_problem(folder: Path, needed: tuple[str, ...]) -> str | None:
+    """Why checkpoint ``folder`` cannot be resumed from (a missing file, a checksum mismatch), or ``None``."""
+    missing = [f for f in needed if not (folder / f).is_file()]
+    if missing:
+        return f"checkpoint {folder} is incomplete (no {missing[0]})"
+    if not (folder / CHECKSUMS).is_file():
+        return None  # written before checksums existed
+    try:
+        sums = json.loads((folder / CHECKSUMS).read_text())
+        bad = [name for name, digest in sums.items() if _sha256(folder / name) != digest]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return f"checkpoint {folder} has an unreadable {CHECKSUMS} or file"
+    return f"checkpoint {folder} is corrupt ({bad[0]} does not match its checksum)" if bad else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state(ckpt: Path) -> dict[str, Any]:
+    """A checkpoint's ``state.pt`` (tensors and plain containers only: ``weights_only=True``); a broken
+    file is a one-line :class:`TrainingError`."""
+    try:
+        return torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, random bytes, a pickle of forbidden objects
+        raise TrainingError(f"cannot read {ckpt / 'state.pt'}: {str(exc).splitlines()[0][:200]}") from None
+
+
+@contextlib.contextmanager
+def state_errors(ckpt: Path) -> Iterator[None]:
+    """Turn a ``state.pt`` that does not fit the run (missing keys, other shapes) into one line."""
+    try:
+        yield
+    except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
+        raise TrainingError(f"{ckpt / 'state.pt'} does not fit this run: {str(exc).splitlines()[0][:200]}") from None
+
+
+def load_weights(module: torch.nn.Module, ckpt: Path, name: str) -> None:
+    """Load ``ckpt/name`` (safetensors) into ``module``; weights of another shape are a one-line error."""
+    try:
+        module.load_state_dict(read_tensors(ckpt, name))
+    except RuntimeError as exc:
+        raise TrainingError(f"{ckpt / name} does not fit this model (another config?): "
+                            f"{str(exc).splitlines()[0][:200]}") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -355,6 +442,7 @@ def fit(
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     window = _Window()
+    first_step, first_skipped = progress.step, progress.skipped_steps
     model.train()
     deadline = time.monotonic() + cfg.time_limit if cfg.time_limit > 0 else None
     out_of_time = False
@@ -395,6 +483,9 @@ def fit(
                     cfg.time_limit, progress.step, cfg.steps)
     if progress.skipped_steps and info.is_main:
         log.warning("skipped %d steps with a non-finite loss or gradient", progress.skipped_steps)
+    if progress.step > first_step and progress.skipped_steps - first_skipped == progress.step - first_step:
+        raise TrainingError(f"every step of this run ({progress.step - first_step}) had a non-finite loss or gradient; "
+                            "the model did not learn: check the data for NaN/inf clips, try a lower lr or amp=none")
     return ema.model.eval()
 
 
@@ -519,7 +610,7 @@ def _log(path: Path, progress: _Progress, window: _Window, scheduler, grad_norm:
         "skipped_steps": progress.skipped_steps,
     }
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json_line(record))
     window.reset()
 
 
@@ -537,18 +628,20 @@ def _checkpoint(run_dir, model, ema, optimizer, scheduler, progress, noise_gen, 
 
 
 def _restore(ckpt: Path, model, optimizer, scheduler, progress, noise_gen, cfg, info) -> EMA:
-    model.load_state_dict(read_tensors(ckpt, "model.safetensors"))
+    load_weights(model, ckpt, "model.safetensors")
     ema = EMA(model, cfg.ema_decay)
-    ema.model.load_state_dict(read_tensors(ckpt, "ema.safetensors"))
-    state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if state.get("world_size", 1) == info.world_size:
-        set_rng_state(state["rng"], noise_gen)
-    else:
-        log.warning("resuming with %d processes instead of %d: RNG streams restart", info.world_size, state["world_size"])
-    progress.step, progress.epoch = state["step"], state["epoch"]
-    progress.batch_in_epoch, progress.skipped_steps = state["batch_in_epoch"], state["skipped_steps"]
+    load_weights(ema.model, ckpt, "ema.safetensors")
+    state = read_state(ckpt)
+    with state_errors(ckpt):
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("world_size", 1) == info.world_size:
+            set_rng_state(state["rng"], noise_gen)
+        else:
+            log.warning("resuming with %d processes instead of %d: RNG streams restart", info.world_size,
+                        state["world_size"])
+        progress.step, progress.epoch = int(state["step"]), int(state["epoch"])
+        progress.batch_in_epoch, progress.skipped_steps = int(state["batch_in_epoch"]), int(state["skipped_steps"])
     if info.is_main:
         log.info("resumed from %s (step %d)", ckpt, progress.step)
     return ema
@@ -577,7 +670,8 @@ def _demo(run_dir: Path, ema_model: DiffusionModel, step: int, cfg: TrainConfig)
     for i, clip in enumerate(clips):
         log_mel = ema_model.representation.to_log_mel(clip.features[None])[0]  # (1, n_mels, T) -> (n_mels, T)
         try:
-            clip.save(out / f"demo_{i}.wav", plot=True, log_mel=log_mel, hop_length=ema_model.representation.hop_length)
+            clip.save(out / f"demo_{i}.wav", plot=True, log_mel=log_mel, hop_length=ema_model.representation.hop_length,
+                      overwrite=True)  # a resumed run remakes the demos of its step
         except AudiodiffError:  # no matplotlib: keep the WAVs
-            clip.save(out / f"demo_{i}.wav")
+            clip.save(out / f"demo_{i}.wav", overwrite=True)
     ema_model.train(False)

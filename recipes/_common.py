@@ -66,6 +66,7 @@ def dataset(cfg: DictConfig, split: str, representation: Any) -> AudioDataset | 
 def run_train(cfg: DictConfig) -> Path:
     """Train ``cfg.model`` on the manifest's train split; export to ``cfg.export_to`` if set."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
+    torch.manual_seed(int(cfg.train.seed))  # the initial weights too: two fresh runs with one seed are identical
     model = audiodiff.DiffusionModel(model_config(cfg))
     train = to_dict(cfg.train)
     if cfg.get("init_from"):
@@ -162,6 +163,7 @@ def run_train_autoencoder(cfg: DictConfig) -> Path:
     if mel.get("name") != "mel":
         raise audiodiff.ConfigError(f"the autoencoder is trained on a mel representation, not {mel.get('name')!r}; "
                                     "use the default model/representation")
+    torch.manual_seed(int(cfg.ae_train.get("seed", 0)))  # reproducible initial weights
     autoencoder = audiodiff.build("autoencoder", {**to_dict(cfg.autoencoder), "mel": mel})
     data = dataset(cfg, "train", autoencoder.mel)
     run_dir = resolve(cfg.ae_run_dir)
@@ -183,7 +185,8 @@ def run_generate(cfg: DictConfig) -> list[Path]:
                                steps=cfg.get("steps"), sampler=cfg.get("sampler"),
                                guidance_scale=cfg.get("guidance_scale"), seconds=cfg.get("seconds"))
     out = check_out_dir(resolve(cfg.out_dir))
-    paths = write_clips(clips, model, out, cfg.get("prefix", "clip"), bool(cfg.get("plot", False)))
+    paths = write_clips(clips, model, out, cfg.get("prefix", "clip"), bool(cfg.get("plot", False)),
+                        bool(cfg.get("overwrite", False)))
     for p in paths:
         print(p)
     return paths

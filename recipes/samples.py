@@ -17,6 +17,7 @@ import torch
 
 import audiodiff
 from audiodiff.cli import check_out_dir, write_clips
+from audiodiff.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_clips(clips, model, out, name, plot=True):
             print(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
     index = {name: sorted(p.name for p in (Path(args.out) / name).glob("*.wav")) for name in shipped}
-    (Path(args.out) / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    write_json(Path(args.out) / "index.json", index)
     return 0
 
 

@@ -24,9 +24,10 @@ def test_generate_writes_wavs_sidecars_and_plots(model_dir, tmp_path, capsys):
                "--seed", "7", "--plot", "--quiet", "--sampler", "ddim", "--sampler-arg", "eta=0.5"])
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["clip_000_seed7.json", "clip_000_seed7.png", "clip_000_seed7.wav",
-                     "clip_001_seed8.json", "clip_001_seed8.png", "clip_001_seed8.wav"]
-    meta = json.loads((out / "clip_001_seed8.json").read_text())
+    tag = names[0].split("_")[-1].split(".")[0]  # the settings hash, shared by the run's clips
+    assert len(tag) == 8 and names == [f"clip_{i:03d}_seed{7 + i}_{tag}.{ext}" for i in (0, 1)
+                                       for ext in ("json", "png", "wav")]
+    meta = json.loads((out / f"clip_001_seed8_{tag}.json").read_text())
     assert meta["seed"] == 8 and meta["steps"] == 3 and meta["sampler"] == {"name": "ddim", "eta": 0.5}
     assert meta["model"] == str(model_dir) and meta["audiodiff_version"]
     assert meta["vocoder"]["name"] == "griffinlim" and "command" in meta

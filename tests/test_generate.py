@@ -45,8 +45,10 @@ def test_generate_errors(tiny_model):
         audiodiff.generate(tiny_model, seconds=10, overlap=1.0)
     with pytest.raises(ConfigError, match="positive"):
         audiodiff.generate(tiny_model, seconds=0)
-    with pytest.raises(ConfigError, match="between 1 and"):
+    with pytest.raises(ConfigError, match="steps must be an integer >= 1"):
         audiodiff.generate(tiny_model, steps=0)
+    with pytest.raises(ConfigError, match="between 1 and"):
+        audiodiff.generate(tiny_model, steps=5000)
     with pytest.raises(ConfigError, match="unknown sampler 'nope'"):
         audiodiff.generate(tiny_model, sampler="nope")
     with pytest.raises(ConfigError, match="num_samples"):

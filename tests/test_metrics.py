@@ -344,6 +344,9 @@ def test_eval_cli_writes_reports_and_fails_cleanly(tmp_path, reference, capsys):
     assert main(argv) == 0
     assert json.loads((tmp_path / "ev" / "report.json").read_text())["settings"]["prompts"] == ["low", "high"]
     capsys.readouterr()
+    assert main(argv) == 2, "the reports exist: not replaced without --overwrite"
+    assert "--overwrite" in capsys.readouterr().err
+    argv.append("--overwrite")
     assert main(argv[:4] + [str(tmp_path / "none.jsonl")] + argv[5:]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     no_valid = argv[:6] + ["valid"] + argv[7:]  # this manifest has no valid clips

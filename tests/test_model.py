@@ -102,7 +102,7 @@ def test_hub_download_path_uses_local_snapshot(tmp_path, monkeypatch):
     folder = DiffusionModel(tiny_config()).save(tmp_path / "snapshot")
     calls = {}
 
-    def snapshot_download(repo_id, revision=None, allow_patterns=None):
+    def snapshot_download(repo_id, revision=None, allow_patterns=None, local_files_only=False):
         calls.update(repo_id=repo_id, revision=revision)
         return str(folder)
 

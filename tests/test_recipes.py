@@ -131,3 +131,38 @@ def test_speech_judge_voices_render_once_with_their_own_pitch_and_split(tmp_path
     splits = {v: judges._draw(v, 0, 4) == 0 for v in judges.ESPEAK_VARIANTS}
     assert 0 < sum(splits.values()) < len(splits) / 2  # some variants are held out, most train
     assert len(judges.espeak_voices()) == 203 and judges.espeak_voices(3) == judges.espeak_voices()[:3]
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_speech_debug_runs_are_reproducible_and_resume_exactly(tmp_path, shared_data):
+    """Two fresh runs of the real recipe on real audio with one seed give identical losses, and a run
+    killed with SIGKILL after a checkpoint and rerun gives the uninterrupted run's losses."""
+    import signal
+
+    from train_helpers import wait_for_checkpoint
+
+    recipe = REPO / "recipes" / "speech" / "train.py"
+    common = ["experiment=debug", "eval.num_samples=0", f"data.manifest={tmp_path / 'manifest.jsonl'}",
+              "train.steps=8"]
+    runs = {name: tmp_path / name for name in ("a", "b", "killed")}
+    for name in ("a", "b"):
+        out = run(recipe, *common, f"run_dir={runs[name]}")
+        assert out.returncode == 0, out.stderr[-3000:]
+    assert len(_losses(runs["a"])) == 8 and _losses(runs["a"]) == _losses(runs["b"])
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, str(recipe), *common, f"run_dir={runs['killed']}"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_checkpoint(runs["killed"], proc, 4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rest = run(recipe, *common, f"run_dir={runs['killed']}")
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    resumed = {}
+    for line in (runs["killed"] / "log.jsonl").read_text().splitlines():  # the rerun repeats steps after the checkpoint
+        record = json.loads(line)
+        resumed[record["step"]] = record["loss"]
+    assert list(resumed.values()) == _losses(runs["a"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import ToneDataset, losses, train
+from train_helpers import ToneDataset, losses, train, wait_for_checkpoint
 
 import audiodiff
 from audiodiff.train import TrainConfig, TrainingError, fit, latest_checkpoint, lr_factor
@@ -86,18 +86,6 @@ def test_time_limit_checkpoints_and_a_rerun_resumes(tmp_path):
     assert list(losses(run)) == [1, 2, 3]
 
 
-def _wait_for_checkpoint(run: Path, proc: subprocess.Popen, step: int, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        pointer = run / "checkpoints" / "latest"
-        if pointer.is_file() and int(pointer.read_text().split("_")[1]) >= step:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"training exited early: {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError("no checkpoint appeared in time")
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -106,7 +94,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(HERE / "train_helpers.py"), str(killed), str(steps), json.dumps({"checkpoint_every": 3})]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    _wait_for_checkpoint(killed, proc, 6)
+    wait_for_checkpoint(killed, proc, 6)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     resumed_from = latest_checkpoint(killed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -41,6 +43,19 @@ def train(run_dir: str, steps: int, **overrides) -> None:
                     num_workers=0, progress=False, keep_last=2, fit_stats_batches=2)
     settings.update(overrides)
     fit(model, ToneDataset(), run_dir, TrainConfig(**settings))
+
+
+def wait_for_checkpoint(run, proc, step: int, timeout: float = 240) -> None:
+    """Wait until ``run``'s ``latest`` checkpoint is at ``step`` or later (training in ``proc``)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pointer = Path(run) / "checkpoints" / "latest"
+        if pointer.is_file() and int(pointer.read_text().split("_")[1]) >= step:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared in time")
 
 
 def losses(run_dir) -> dict[int, float]:

@@ -145,6 +145,8 @@ class Mel(nn.Module):
             raise ConfigError("cannot fit mel statistics: no frames given")
         mean = total / count
         std = (total_sq / count - mean**2).clamp(min=0).sqrt().clamp(min=min_std)
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            raise ConfigError("cannot fit mel statistics: the audio holds NaN or inf samples")
         self.mean.copy_(mean.float())
         self.std.copy_(std.float())
 

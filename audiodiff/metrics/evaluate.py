@@ -24,7 +24,6 @@ an embedding (the mean judge embedding of its clips).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -35,9 +34,10 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoint import atomic_write_bytes, read_config
+from ..checkpoint import read_config
 from ..data.manifest import ManifestItem, read_manifest
 from ..errors import ConfigError
+from ..files import atomic_write_bytes, finite_or_null, json_bytes
 from ..model import DiffusionModel
 from .classifier import am_score, inception_score, modified_inception_score
 from .frechet import frechet_distance
@@ -465,8 +465,10 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: Mapping[str, Any], path_json: str | Path, path_md: str | Path) -> tuple[Path, Path]:
-    """Write ``report`` as indented JSON to ``path_json`` and as a markdown table to ``path_md`` (atomically)."""
-    json_path = atomic_write_bytes(path_json, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
-    md_path = atomic_write_bytes(path_md, markdown_table(report).encode())
+def write_report(report: Mapping[str, Any], path_json: str | Path, path_md: str | Path,
+                 overwrite: bool = True) -> tuple[Path, Path]:
+    """Write ``report`` as indented JSON to ``path_json`` and as a markdown table to ``path_md`` (atomically;
+    existing files are replaced only with ``overwrite``)."""
+    json_path = atomic_write_bytes(path_json, json_bytes(finite_or_null(report)), overwrite)  # undefined: null
+    md_path = atomic_write_bytes(path_md, markdown_table(report).encode(), overwrite)
     return json_path, md_path

@@ -45,12 +45,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..audio.mel import Mel
-from ..checkpoint import read_config, read_tensors, tensors_to_bytes
+from ..checkpoint import read_config, tensors_to_bytes
 from ..errors import ConfigError
+from ..files import json_line
 from ..metrics.spectral import mr_stft_loss
 from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, check_settings, checkpoint_step,
-                     config_from_dict, latest_checkpoint, lr_factor, resolve_device, rng_state, set_rng_state,
-                     write_checkpoint_folder)
+                     config_from_dict, latest_checkpoint, load_weights, lr_factor, read_state, resolve_device,
+                     rng_state, set_rng_state, state_errors, write_checkpoint_folder)
 from .base import Vocoder, save_vocoder_folder
 from .discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator, discriminator_loss,
                              feature_matching_loss, generator_loss, resolutions_for)
@@ -408,7 +409,7 @@ def _log(path: Path, progress: _Progress, window: _Window, parts: _Parts) -> Non
               "samples_per_s": window.samples / window.time if window.time else None,
               "skipped_steps": progress.skipped_steps}
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json_line(record))
     window.reset()
 
 
@@ -434,14 +435,15 @@ def _restore(ckpt: Path, parts: _Parts, progress: _Progress, vocoder: Vocoder) -
     saved = read_config(ckpt).get("vocoder")
     if saved != _jsonable(vocoder.config()):
         raise ConfigError(f"checkpoint {ckpt} is of another vocoder config ({saved}); use a new run_dir or the same vocoder")
-    parts.generator.load_state_dict(read_tensors(ckpt, "generator.safetensors"))
-    parts.discriminators.load_state_dict(read_tensors(ckpt, "discriminators.safetensors"))
-    state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
-    parts.opt_g.load_state_dict(state["opt_g"])
-    parts.opt_d.load_state_dict(state["opt_d"])
-    set_rng_state(state["rng"], parts.segment_gen)
-    progress.step, progress.epoch = state["step"], state["epoch"]
-    progress.batch_in_epoch, progress.skipped_steps = state["batch_in_epoch"], state["skipped_steps"]
+    load_weights(parts.generator, ckpt, "generator.safetensors")
+    load_weights(parts.discriminators, ckpt, "discriminators.safetensors")
+    state = read_state(ckpt)
+    with state_errors(ckpt):
+        parts.opt_g.load_state_dict(state["opt_g"])
+        parts.opt_d.load_state_dict(state["opt_d"])
+        set_rng_state(state["rng"], parts.segment_gen)
+        progress.step, progress.epoch = int(state["step"]), int(state["epoch"])
+        progress.batch_in_epoch, progress.skipped_steps = int(state["batch_in_epoch"]), int(state["skipped_steps"])
     log.info("resumed vocoder training from %s (step %d)", ckpt, progress.step)
 
 
