@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "else the one named like the model: music, sfx)")
     ev.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     ev.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
+    ev.add_argument("--spacing", choices=list(SPACINGS), default=None)
+    ev.add_argument("--sigma-min", type=float, default=None,
+                    help="last noise level before the final step to 0 (default: the model's)")
     ev.add_argument("--guidance-scale", type=float, default=None)
     ev.add_argument("--vocoder", default=None, help=VOCODER_HELP)
     ev.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (default 0)")
@@ -484,7 +487,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     judge = load_judge(args.judge) if args.judge is not None else None
     model = load(args.model, device=_device(args.device))
     prompts = args.prompts[0] if args.prompts in ([LABEL_PROMPTS], [CAPTION_PROMPTS]) else args.prompts
-    steps = len(inference_sigmas(model, args.steps)) - 1
+    steps = len(inference_sigmas(model, args.steps, args.spacing, args.sigma_min)) - 1
     bar, callback = _progress(steps * -(-args.num_samples // args.batch_size), args.quiet)
     try:
         split = None if args.split == "all" else args.split
@@ -492,7 +495,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                    steps=args.steps, seed=args.seed, sampler=args.sampler,
                                    guidance_scale=args.guidance_scale, batch_size=args.batch_size,
                                    max_reference=args.max_reference, resynthesize=args.resynthesize,
-                                   callback=callback, vocoder=args.vocoder)
+                                   callback=callback, vocoder=args.vocoder, spacing=args.spacing,
+                                   sigma_min=args.sigma_min)
     finally:
         if bar is not None:
             bar.close()

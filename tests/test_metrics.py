@@ -343,6 +343,10 @@ def test_eval_cli_writes_reports_and_fails_cleanly(tmp_path, reference, capsys):
             "--prompts", "labels", "--judge", str(judge_dir), "--steps", "2", "--out", str(tmp_path / "ev"), "--quiet"]
     assert main(argv) == 0
     assert json.loads((tmp_path / "ev" / "report.json").read_text())["settings"]["prompts"] == ["low", "high"]
+    ladder = ["--spacing", "karras", "--sigma-min", "0.5", "--out", str(tmp_path / "ev-ladder")]
+    assert main(argv[:-3] + ladder + ["--quiet"]) == 0
+    settings = json.loads((tmp_path / "ev-ladder" / "report.json").read_text())["settings"]
+    assert (settings["spacing"], settings["sigma_min"], settings["steps"]) == ("karras", 0.5, 2)
     capsys.readouterr()
     assert main(argv) == 2, "the reports exist: not replaced without --overwrite"
     assert "--overwrite" in capsys.readouterr().err

@@ -219,6 +219,8 @@ def evaluate(
     callback: Callable[[dict[str, Any]], None] | None = None,
     caption_items: Sequence[ManifestItem] | None = None,
     pitch: bool | None = None,
+    spacing: str | None = None,
+    sigma_min: float | None = None,
 ) -> dict[str, Any]:
     """Generate ``num_samples`` clips from ``model`` and score them against ``reference_items`` with a judge.
 
@@ -232,8 +234,8 @@ def evaluate(
             them when there are more clips than ``num_samples``); ``None`` generates unconditionally.
         judge: a judge, its folder or a shipped judge name; ``None`` picks the shipped judge whose
             labels are the model's, else the one named like the model.
-        steps, seed, guidance_scale, sampler, vocoder, batch_size, device, callback: passed to
-            :func:`audiodiff.generate` (clip ``i`` uses seed ``seed + i``).
+        steps, seed, guidance_scale, sampler, vocoder, batch_size, device, callback, spacing, sigma_min:
+            passed to :func:`audiodiff.generate` (clip ``i`` uses seed ``seed + i``).
         max_reference: use at most this many reference clips, evenly spread over the list.
         ndb_k: NDB bins (fewer when there are under ``10 * ndb_k`` reference clips).
         resynthesize: also score the reference clips passed through the model's representation and vocoder.
@@ -266,6 +268,7 @@ def evaluate(
 
     start = time.perf_counter()
     gen_waves, meta = generate_waves(model, num_samples, prompt_list, steps=steps, seed=seed, sampler=sampler,
+                                     spacing=spacing, sigma_min=sigma_min,
                                      guidance_scale=guidance_scale, vocoder=vocoder, batch_size=batch_size,
                                      device=device, callback=callback)
     timing["generate"] = time.perf_counter() - start
@@ -400,6 +403,8 @@ def _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed,
         "seed": seed,
         "steps": meta.get("steps"),
         "sampler": meta.get("sampler"),
+        "spacing": meta.get("spacing"),
+        "sigma_min": meta.get("sigma_min"),
         "guidance_scale": meta.get("guidance_scale"),
         "seconds": meta.get("seconds"),
         "ndb_k": k,
