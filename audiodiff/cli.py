@@ -250,7 +250,9 @@ def _add_edit_parsers(sub) -> None:
     lp = sub.add_parser("loop", help="clips whose end flows into their start")
     _add_sampling_options(lp, "loop")
     lp.add_argument("--seconds", type=float, default=None, help="clip length (default: the model's window)")
-    lp.add_argument("--wrap", type=float, default=0.25, help="fraction of the clip the net sees wrapped around")
+    lp.add_argument("--wrap", type=float, default=0.25, help="fraction of the clip the net sees wrapped around "
+                    "(with --input: the fraction regenerated around the seam, half at each end)")
+    lp.add_argument("--input", "-i", default=None, help="a clip to make loop (its ends are regenerated)")
     lp.add_argument("--num-samples", "-n", type=_positive_int, default=1)
     lp.set_defaults(func=cmd_loop)
 
@@ -468,7 +470,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 def cmd_loop(args: argparse.Namespace) -> int:
     from .edit import loop
 
-    return _run_edit(args, loop, seconds=args.seconds, wrap=args.wrap, num_samples=args.num_samples)
+    return _run_edit(args, loop, seconds=args.seconds, wrap=args.wrap, num_samples=args.num_samples, audio=args.input)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -727,22 +727,48 @@ def circular_denoiser(denoise_fn: DenoiseFn, wrap: int) -> DenoiseFn:
 def loop(model: DiffusionModel, seconds: float | None = None, prompt: str | None = None, num_samples: int = 1,
          wrap: float = 0.25, negative_prompt: str | None = None, guidance_scale: float | None = None,
          steps: int | None = None, sampler: Any = None, spacing: str | None = None, seed: int | None = None,
-         vocoder: Any = None, callback: Callback = None) -> list[Audio]:
+         vocoder: Any = None, callback: Callback = None, audio: AudioInput | None = None) -> list[Audio]:
     """Clips whose end flows into their start: every denoiser call sees ``wrap`` (a fraction of the
     clip, in (0, 1]) of its end before its start and of its start after its end.
+
+    With ``audio`` (a clip no longer than the model's window) the clip itself is made to loop: its
+    middle is kept, and the last and first ``wrap / 2`` of it are regenerated around the seam (RePaint
+    with the circular denoiser), so the clip keeps its length and only its ends change.
 
     Returns:
         ``num_samples`` :class:`Audio` clips ``(1, S)`` with the end-to-start ``seam_ratio`` in their metadata.
     """
-    seconds = check_seconds(model, seconds)
     wrap = _fraction("wrap", wrap, 0.0, 1.0, closed_high=True)
     run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
-    frames = model.representation.frames_for(seconds)
-    wrap_frames = max(1, round(wrap * frames))
-    x = initial_noise(model, frames, float(run.sigmas[0]), run.generators).to(model.device)
-    x = run_sampler(model, x, run.sigmas, run.sampler, run.generators, callback,
-                    circular_denoiser(run.denoiser(model), wrap_frames))
-    clips = _finish(model, run, x, {"name": "loop", "wrap_frames": wrap_frames})
+    if audio is None:
+        frames = model.representation.frames_for(check_seconds(model, seconds))
+        wrap_frames = max(1, round(wrap * frames))
+        x = initial_noise(model, frames, float(run.sigmas[0]), run.generators).to(model.device)
+        x = run_sampler(model, x, run.sigmas, run.sampler, run.generators, callback,
+                        circular_denoiser(run.denoiser(model), wrap_frames))
+        edit = {"name": "loop", "wrap_frames": wrap_frames}
+    else:
+        x, edit = _loop_clip(model, run, audio, seconds, wrap, callback)
+    clips = _finish(model, run, x, edit)
     for clip in clips:
         clip.metadata["seam_ratio"] = loop_seam_score(clip.features)
     return clips
+
+
+def _loop_clip(model: DiffusionModel, run: EditRun, audio: AudioInput, seconds: float | None, wrap: float,
+               callback: Callback) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``(B, ...)``: the clip with its ends regenerated around the end-to-start seam, and the sidecar's ``edit``."""
+    if seconds is not None:
+        raise ConfigError("loop: seconds and audio exclude each other (a clip keeps its own length)")
+    x0, source = load_input(model, audio)
+    frames, window = x0.shape[-1], model.representation.frames_for(model.max_seconds)
+    if frames > window:
+        raise ConfigError(f"loop: the clip is {model.representation.seconds_for(frames):.2f} s; this model loops clips "
+                          f"of up to {model.max_seconds:g} s (cut it, or inpaint the seam of a longer clip)")
+    tail = max(1, round(wrap * frames / 2))  # regenerated at each end: the seam sits in the middle of 2 * tail frames
+    known = ~known_mask(model, frames, tail, frames - tail)  # (1, ..., T): True in the middle only
+    start = masked_start(model, x0, known, float(run.sigmas[0]), run.generators)
+    with torch.inference_mode():
+        x = run_inpainting(model, start, x0, known, run.sigmas, run.sampler, run.generators,
+                           circular_denoiser(run.denoiser(model), 2 * tail), callback=callback)
+    return x, {"name": "loop", "input": source, "wrap_frames": 2 * tail, "regenerated_frames": [[0, tail], [frames - tail, frames]]}

@@ -493,8 +493,10 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
                     itp_seconds = gr.Number(label="Seconds", info="with 'two prompts'")
                 itp_go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
             with gr.Tab("Loop", id="loop"):
+                loop_audio = gr.Audio(label="Clip to make loop (empty: new loops from the prompt)", type="filepath",
+                                      sources=["upload", "microphone"], elem_id="loop-input")
                 with gr.Row():
-                    loop_seconds = gr.Number(label="Seconds")
+                    loop_seconds = gr.Number(label="Seconds", info="new loops only; a clip keeps its length")
                     loop_wrap = gr.Number(label="Wrap (fraction of the clip)", value=0.25)
                     loop_n = gr.Number(label="Clips", value=1, precision=0)
                 loop_go = gr.Button("Make loops", variant="primary", elem_id="loop-button")
@@ -570,9 +572,10 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
                 n=_int(n)))
 
         def run_loop(request: gr.Request, progress=gr.Progress(), *values):
-            text, seconds, wrap, n, *common_values = values
+            text, audio, seconds, wrap, n, *common_values = values
             return job("loop", common_values, request, progress, lambda: dict(
-                prompt=_one_prompt(text), seconds=_float(seconds), wrap=_float(wrap), num_samples=_int(n)))
+                prompt=_one_prompt(text), audio=audio or None, seconds=None if audio else _float(seconds),
+                wrap=_float(wrap), num_samples=_int(n)))
 
         for button, handler, inputs in [
             (gen_go, run_generate, [gen_n, gen_seconds]),
@@ -580,7 +583,7 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
             (cont_go, run_continue, [cont_audio, cont_seconds, cont_overlap, cont_jumps, cont_n]),
             (var_go, run_variation, [var_audio, var_strength, var_n]),
             (itp_go, run_interpolate, [itp_mode, itp_a, itp_b, itp_prompt2, itp_steps, itp_seconds]),
-            (loop_go, run_loop, [loop_seconds, loop_wrap, loop_n]),
+            (loop_go, run_loop, [loop_audio, loop_seconds, loop_wrap, loop_n]),
         ]:
             button.click(handler, [prompt, *inputs, *common], results)
         stop_button.click(stop, None, None, queue=False)
@@ -588,10 +591,10 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
         def use_clip(name: str | None, state: dict) -> list[Any]:
             if not name or not state.get("folder"):
                 gr.Warning("make a clip first", title="Error")
-                return [gr.skip()] * 4
-            return [str(Path(state["folder"]) / name)] * 4
+                return [gr.skip()] * 5
+            return [str(Path(state["folder"]) / name)] * 5
 
-        use.click(use_clip, [pick, last], [inp_audio, cont_audio, var_audio, itp_a])
+        use.click(use_clip, [pick, last], [inp_audio, cont_audio, var_audio, itp_a, loop_audio])
     return app
 
 

@@ -380,6 +380,30 @@ def test_seams_of_an_exact_denoiser():
     assert min(ends) > 3 and max(loops) < 1.5, (ends, loops)  # measured: plain 4.2-5.2, loops 0.9-1.1
 
 
+def test_looping_a_clip_regenerates_only_its_ends_and_closes_the_seam():
+    model = gp_model()
+    plain = audiodiff.generate(model, steps=20, seed=0, num_samples=3)
+    before = [loop_seam_score(c.features) for c in plain]
+    after = []
+    for i, clip in enumerate(plain):
+        (looped,) = loop(model, audio=clip, steps=20, seed=10 + i, wrap=0.4)
+        tail = looped.metadata["edit"]["regenerated_frames"][0][1]
+        assert looped.features.shape == clip.features.shape and tail >= 2
+        assert torch.equal(looped.features[..., tail:-tail], clip.features[..., tail:-tail])  # the middle is kept
+        assert not torch.allclose(looped.features[..., :tail], clip.features[..., :tail])
+        after.append(looped.metadata["seam_ratio"])
+    assert min(before) > 3 and max(after) < 1.5, (before, after)
+
+
+def test_loop_of_a_clip_errors(tiny_model):
+    clip = audiodiff.generate(tiny_model, steps=2, seed=0)[0]
+    with pytest.raises(ConfigError, match="exclude each other"):
+        loop(tiny_model, audio=clip, seconds=0.2)
+    long = audiodiff.generate(tiny_model, steps=2, seed=0, seconds=2 * tiny_model.max_seconds)[0]
+    with pytest.raises(ConfigError, match="loops clips of up to"):
+        loop(tiny_model, audio=long, steps=2)
+
+
 def test_inversion_of_an_exact_denoiser():
     model = gp_model()
     a, b = audiodiff.generate(model, steps=20, seed=0, num_samples=2)
@@ -407,6 +431,7 @@ def files(tmp_path):
      ["variation_000_seed0", "variation_001_seed1"]),
     (["interpolate", "-i", "{a}", "--input2", "{b}", "--num-steps", "3"], ["interp_000", "interp_001", "interp_002"]),
     (["loop", "--seconds", "0.2", "--seed", "2", "--prefix", "lp"], ["lp_000_seed2"]),
+    (["loop", "-i", "{a}", "--seed", "2", "--prefix", "lpi"], ["lpi_000_seed2"]),
 ])
 def test_cli_edits_write_wavs_and_sidecars(files, capsys, args, names):
     argv = [a.format(**files) for a in args] + ["--model", str(files["model"]), "--out", str(files["out"]),
@@ -419,7 +444,7 @@ def test_cli_edits_write_wavs_and_sidecars(files, capsys, args, names):
     assert sorted(f"{m[1]}.{m[2]}" for m in parts) == sorted(f"{n}.{ext}" for n in names for ext in ("json", "wav"))
     meta = json.loads(next(files["out"].glob(f"{names[0]}_*.json")).read_text())
     assert meta["steps"] == 3 and meta["edit"]["name"] == args[0] and meta["model"] == str(files["model"])
-    if args[0] != "loop":
+    if "-i" in args:
         assert meta["edit"]["input"] == str(files["a"])
     assert capsys.readouterr().out.count(".wav") == len(names)
 
@@ -449,6 +474,7 @@ def test_cli_generate_long(files, capsys):
     (["interpolate", "-i", "{a}", "--input2", "{b}", "--sampler", "ddpm"], "deterministic sampler"),
     (["loop", "--seconds", "9"], "beyond what this model makes"),
     (["loop", "--wrap", "2"], "wrap must be in (0, 1]"),
+    (["loop", "-i", "{a}", "--seconds", "0.2"], "seconds and audio exclude each other"),
     (["loop", "--model", "{tmp}/nope"], "no model folder"),
 ])
 def test_cli_edit_errors_are_one_line_exit_2(files, capsys, args, message):

@@ -74,6 +74,7 @@ JOBS = [
     ("interpolate", "plain", {"audio_a": "{0}", "audio_b": "{1}", "n": 3, "steps": 3}),
     ("interpolate_prompts", "cond", {"prompt_a": "low", "prompt_b": "high", "n": 3, "steps": 3, "seed": 1}),
     ("loop", "plain", {"seconds": 0.25, "wrap": 0.5, "steps": 3, "sampler": "euler"}),  # seed drawn at random
+    ("loop", "plain", {"audio": "{0}", "wrap": 0.5, "steps": 3, "seed": 4}),  # a clip made to loop
 ]
 
 
