@@ -11,7 +11,7 @@ espeak-ng (``apt-get install espeak-ng``) in up to 203 voices (7 English accents
 each at its own pitch and rate (rendered once into ``data/judges/espeak``; a fifth of the variants
 are held out with the valid clips), and ``--set KEY=VALUE`` changes a :class:`JudgeTrainConfig`
 field, e.g. ``--set noise_prob=0 --set speed_range=[0.85,1.15]``.  A judge trained that way
-(``benchmarks/results/speech_judge.md``) was no harder to fool than the shipped one, so the shipped
+(``benchmarks/results/speech_judge_candidate.md``) was no harder to fool than the shipped one, so the shipped
 judge is still FSDD alone with white-noise augmentation.
 
 ``music``: the General MIDI family of single notes (target ``gm_family``: ``"a flute playing C5"``
