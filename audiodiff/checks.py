@@ -11,6 +11,7 @@ steps or a seed of ``2**70`` is an error, not 2 steps or another seed.
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import random
@@ -94,3 +95,14 @@ def device(name: Any) -> str:
     except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
         raise ConfigError(f"device {shorten(str(name))} is not available: {str(exc).splitlines()[0]}") from None
     return str(name)
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` -> ``(KEY, VALUE)`` with VALUE read as JSON (``eta=0.5``, ``r=[1,2]``); a bare word stays a string."""
+    key, sep, raw = str(text).partition("=")
+    if not sep or not key:
+        raise ConfigError(f"expected KEY=VALUE, got {shorten(text)}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw

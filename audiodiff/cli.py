@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import __version__
+from . import __version__, checks
 from .diffusion.schedules import SPACINGS
 from .errors import AudiodiffError, ConfigError
 
@@ -60,13 +60,10 @@ def _positive_int(text: str) -> int:
 
 
 def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
+        return checks.key_value(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_repaint_options(parser: argparse.ArgumentParser) -> None:

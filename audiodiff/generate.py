@@ -411,6 +411,8 @@ def generate(
         ``num_samples * len(prompts)`` :class:`Audio` clips, ``waveform`` ``(1, S)`` each.  To keep
         only one batch in memory at a time, iterate :func:`iter_generate` instead (same arguments).
     """
+    # the signature repeats iter_generate's on purpose: the public function names and documents every
+    # argument for help() and IDEs; all the work is iter_generate's
     return list(iter_generate(model, num_samples, prompt, negative_prompt, guidance_scale, guidance_rescale, seconds,
                               steps, sampler, seed, vocoder, callback, batch_size, spacing, device, overlap, sigma_min))
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import shutil
 import subprocess
@@ -50,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from audiodiff.data import prepare  # noqa: E402
 from audiodiff.data.manifest import ManifestItem  # noqa: E402
+from audiodiff import checks  # noqa: E402
 from audiodiff.errors import ConfigError  # noqa: E402
 from audiodiff.data.prepare import DIGIT_WORDS  # noqa: E402
 from audiodiff.data.render import GM_FAMILIES  # noqa: E402
@@ -132,14 +132,11 @@ def espeak_digits(root: Path, voices: list[tuple[str, str]], words=DIGIT_WORDS) 
 
 
 def _setting(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with a JSON value (a bare word stays a string)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    """``KEY=VALUE`` with a JSON value, for argparse."""
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+        return checks.key_value(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def class_of(target: str, item) -> str | None:
