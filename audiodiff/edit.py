@@ -513,13 +513,15 @@ def inpaint(model: DiffusionModel, audio: AudioInput, start: float, end: float, 
 
 @torch.inference_mode()
 def _inpaint_window(model: DiffusionModel, run: EditRun, x0: torch.Tensor, window: tuple[int, int],
-                    known: torch.Tensor, jumps: int, jump_length: int, callback: Callback) -> torch.Tensor:
-    """``(B, ..., T)``: ``x0`` ``(1, ..., T)`` with its ``window`` frames inpainted where not ``known``."""
+                    known: torch.Tensor, jumps: int, jump_length: int, callback: Callback,
+                    denoise_fn: DenoiseFn | None = None) -> torch.Tensor:
+    """``(B, ..., T)``: ``x0`` ``(1, ..., T)`` with its ``window`` frames inpainted where not ``known``
+    (with ``denoise_fn``, default the run's guided denoiser)."""
     w0, w1 = window
     part = x0[..., w0:w1]
     start = masked_start(model, part, known, float(run.sigmas[0]), run.generators)
-    y = run_inpainting(model, start, part, known, run.sigmas, run.sampler, run.generators, run.denoiser(model),
-                       jumps, jump_length, callback)
+    y = run_inpainting(model, start, part, known, run.sigmas, run.sampler, run.generators,
+                       denoise_fn or run.denoiser(model), jumps, jump_length, callback)
     out = x0.repeat(len(run.seeds), *[1] * (x0.dim() - 1))  # (1, ...) -> (B, ...)
     out[..., w0:w1] = y
     return out
@@ -767,8 +769,6 @@ def _loop_clip(model: DiffusionModel, run: EditRun, audio: AudioInput, seconds: 
                           f"of up to {model.max_seconds:g} s (cut it, or inpaint the seam of a longer clip)")
     tail = max(1, round(wrap * frames / 2))  # regenerated at each end: the seam sits in the middle of 2 * tail frames
     known = ~known_mask(model, frames, tail, frames - tail)  # (1, ..., T): True in the middle only
-    start = masked_start(model, x0, known, float(run.sigmas[0]), run.generators)
-    with torch.inference_mode():
-        x = run_inpainting(model, start, x0, known, run.sigmas, run.sampler, run.generators,
-                           circular_denoiser(run.denoiser(model), 2 * tail), callback=callback)
+    x = _inpaint_window(model, run, x0, (0, frames), known, 0, 10, callback,
+                        circular_denoiser(run.denoiser(model), 2 * tail))
     return x, {"name": "loop", "input": source, "wrap_frames": 2 * tail, "regenerated_frames": [[0, tail], [frames - tail, frames]]}

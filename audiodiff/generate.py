@@ -449,6 +449,7 @@ def iter_generate(
         model = model.to(checks.device(device))
     model.eval()
     sampler_obj = resolve_sampler(sampler, model)
+    sigma_min = model.config.get("sigma_min") if sigma_min is None else checks.number("sigma_min", sigma_min)
     sigmas = inference_sigmas(model, steps, spacing, sigma_min)
     vocoder_obj = resolve_vocoder(model, vocoder)
     frames = model.representation.frames_for(seconds)
@@ -458,7 +459,7 @@ def iter_generate(
 
         plan = plan_windows(model, frames, overlap)
     common = base_metadata(model, sampler_obj, sigmas, spacing, seconds, vocoder_obj)
-    common["sigma_min"] = model.config.get("sigma_min") if sigma_min is None else float(sigma_min)
+    common["sigma_min"] = sigma_min
     if model.is_conditional:
         common.update(guidance_scale=scale, guidance_rescale=guidance_rescale)
     run = (model, prompts, negatives, scale, guidance_rescale, seed, batch_size)

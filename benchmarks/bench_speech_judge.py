@@ -53,9 +53,9 @@ def grainy(model, waves: torch.Tensor, std: float) -> torch.Tensor:
     from audiodiff.generate import resolve_vocoder
 
     vocoder = resolve_vocoder(model)
-    noise = torch.randn(model.encode(waves[:1]).shape[1:], generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         x = model.encode(waves)
+        noise = torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(0))  # one draw, shared by every clip
         return model.decode(x + std * noise, vocoder).float()
 
 
