@@ -183,6 +183,29 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--open", action="store_true", help="open the page in a browser")
     ui.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     ui.set_defaults(func=cmd_ui)
+
+    dst = sub.add_parser("distill", help="distil a model into a few-step student (guidance folded in, then halving rounds)")
+    dst.add_argument("--model", "-m", required=True, help="the teacher: shipped model name, model folder or hf://org/repo")
+    dst.add_argument("--data", required=True, help="manifest (JSONL) of the clips the teacher was trained on")
+    dst.add_argument("--out", "-o", required=True, help="folder for the student model")
+    dst.add_argument("--work", default=None, help="folder for the rounds' resumable runs (default: OUT.rounds)")
+    dst.add_argument("--steps", type=_positive_int, default=4, help="the student's sampler steps (default 4)")
+    dst.add_argument("--start-steps", type=_positive_int, default=32,
+                     help="steps of the first progressive round's teacher ladder (default 32)")
+    dst.add_argument("--methods", default="guidance,progressive",
+                     help="guidance and/or progressive, comma-separated (default: both; guidance only for prompted models)")
+    dst.add_argument("--guidance-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="guidance scales the student learns (default: 1 to twice the model's)")
+    dst.add_argument("--spacing", choices=list(SPACINGS), default=None, help="ladder spacing (default: the model's)")
+    dst.add_argument("--sigma-min", type=float, default=None, help="the ladder's last noise level (default: the model's)")
+    dst.add_argument("--round-steps", type=_positive_int, default=2000, help="training steps per round (default 2000)")
+    dst.add_argument("--time-limit", type=float, default=0.0, help="seconds for this call; run again to resume (0: none)")
+    dst.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                     help="a training option of every round, e.g. lr=1e-4 or batch_size=16 (repeatable)")
+    dst.add_argument("--split", default="train", help="manifest split to train on (default: train; 'all' for every item)")
+    dst.add_argument("--overwrite", action="store_true", help="replace --out if it holds a model")
+    dst.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    dst.set_defaults(func=cmd_distill)
     return parser
 
 
@@ -592,6 +615,31 @@ def cmd_ui(args: argparse.Namespace) -> int:
                       models=args.model, open_browser=args.open)
     print(f"audiodiff page at {url} (clips in {args.out}); Ctrl-C stops it", flush=True)
     app.block_thread()
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .data import AudioDataset, read_manifest
+    from .distill import DistillConfig, distill
+    from .files import check_target
+    from .hub import load
+
+    out = Path(args.out)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    train = {"steps": args.round_steps, "device": args.device or "auto", **dict(args.set)}
+    config = DistillConfig(steps=args.steps, start_steps=args.start_steps, spacing=args.spacing, sigma_min=args.sigma_min,
+                           guidance_range=tuple(args.guidance_range) if args.guidance_range else None, methods=methods,
+                           train=train, time_limit=args.time_limit)
+    check_target(out / "config.json", args.overwrite)
+    teacher = load(args.model, device=_device(args.device))
+    items = read_manifest(args.data, split=None if args.split == "all" else args.split)
+    dataset = AudioDataset(items, sample_rate=teacher.sample_rate, seconds=teacher.seconds)
+    try:
+        student = distill(teacher, dataset, args.work or f"{out}.rounds", config, out=out)
+    except TimeoutError as exc:
+        print(f"audiodiff: {exc}", file=sys.stderr)
+        return 3
+    print(f"student: {out} ({student.config['steps']} steps, sampler {student.config['sampler']['name']})")
     return 0
 
 

@@ -700,7 +700,7 @@ def iter_interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str
         generators = make_generators([run.seeds[0]] * k)
         with torch.inference_mode():
             cond = lerp_inputs(model.encode_prompts([prompt_a] * k), model.encode_prompts([prompt_b] * k), weights)
-            negatives = model.encode_prompts((run.negatives or [""] * k)[:k])
+            negatives = run.negatives and model.encode_prompts(run.negatives[:k])
             denoise_fn = inputs_denoiser(model, cond, negatives, run.scale)
         x = initial_noise(model, model.representation.frames_for(seconds), float(run.sigmas[0]), generators)
         return run_sampler(model, x.to(model.device), run.sigmas, run.sampler, generators, callback, denoise_fn)

@@ -170,6 +170,9 @@ def inference_sigmas(model: DiffusionModel, steps: int | None = None, spacing: s
                      sigma_min: float | None = None) -> torch.Tensor:
     """``(steps + 1,)`` descending sigmas of the model's schedule ending in 0; ``steps``, ``spacing`` and
     ``sigma_min`` (the last noise level before the final step) default to the model's."""
+    ladder = model.config.get("sigmas")
+    if ladder is not None and spacing is None and sigma_min is None and steps in (None, len(ladder) - 1):
+        return torch.tensor(ladder, dtype=torch.float32)  # the ladder a distilled student was trained to walk
     steps = checks.integer("steps", model.config["steps"] if steps is None else steps, 1)
     spacing = spacing or model.config["spacing"]
     sigma_min = model.config.get("sigma_min") if sigma_min is None else sigma_min
@@ -282,16 +285,31 @@ def conditioned_denoiser(model: DiffusionModel, prompts: list[str], negatives: l
     if unguided:
         inputs = model.encode_prompts(prompts)
         return lambda x, sigma: model.denoise(x, sigma, **inputs)
-    return inputs_denoiser(model, *model.guided_inputs(prompts, negatives), guidance_scale, guidance_rescale)
+    return inputs_denoiser(model, model.encode_prompts(prompts), negatives and model.encode_prompts(negatives),
+                           guidance_scale, guidance_rescale)
 
 
-def inputs_denoiser(model: DiffusionModel, cond: dict[str, torch.Tensor], uncond: dict[str, torch.Tensor],
+def inputs_denoiser(model: DiffusionModel, cond: dict[str, torch.Tensor], uncond: dict[str, torch.Tensor] | None,
                     guidance_scale: float, guidance_rescale: float = 0.0):
-    """The guided denoiser for ready-made net inputs ``cond`` and ``uncond`` (``(B, ...)`` each)."""
+    """The guided denoiser for ready-made net inputs ``cond`` and ``uncond`` (``(B, ...)`` each; ``None``: the
+    null prompt).
+
+    A guidance-distilled student (:attr:`DiffusionModel.takes_guidance`) makes one pass with the scale as
+    an input.  A negative prompt or a rescale needs the conditional and unconditional outputs apart, so
+    then it makes the two passes of classifier-free guidance with its own conditional denoiser (scale 1).
+    """
     if guidance_scale == 1.0:
         return lambda x, sigma: model.denoise(x, sigma, **cond)
+    if model.takes_guidance and uncond is None and guidance_rescale == 0.0:
+        return lambda x, sigma: model.denoise(x, sigma, guidance=guidance_scale, **cond)
+    if uncond is None:
+        uncond = model.encode_prompts([""] * _rows(cond))
     both = model.paired_inputs(cond, uncond)
     return guided_denoiser(lambda x2, s2: model.denoise(x2, s2, **both), guidance_scale, guidance_rescale)
+
+
+def _rows(inputs: Mapping[str, torch.Tensor]) -> int:
+    return len(next(iter(inputs.values())))
 
 
 def check_guidance(model: DiffusionModel, guidance_scale: float | None, guidance_rescale: float) -> float:

@@ -50,7 +50,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 #: top-level config keys; anything else is an error (typos must not be ignored)
-CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training"}
+CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training",
+                                     "sigmas", "distillation"}
 COMPONENT_KEYS = ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler")
 #: subfolder of a model folder holding a trained vocoder (config.json + model.safetensors) that is its default
 VOCODER_DIR = "vocoder"
@@ -69,7 +70,9 @@ class DiffusionModel(nn.Module):
             and the default ``vocoder`` and ``sampler``; ``steps`` and ``spacing`` (default inference
             ladder), ``seconds`` (the training window) and ``max_seconds`` (the longest clip
             :func:`audiodiff.generate` makes; defaults to ``seconds``).  Missing keys take
-            :data:`DEFAULT_CONFIG`.
+            :data:`DEFAULT_CONFIG`.  A distilled student (:mod:`audiodiff.distill`) also carries
+            ``sigmas``, the exact ladder it was trained to walk (its default when ``steps`` is
+            not changed), and ``distillation``, a record of its teacher and training.
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -156,22 +159,40 @@ class DiffusionModel(nn.Module):
         return self.representation.decode(self.from_net_layout(x), vocoder)
 
     # -- diffusion --------------------------------------------------------------------------
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, **net_kwargs: Any) -> torch.Tensor:
+    @property
+    def takes_guidance(self) -> bool:
+        """True for a guidance-distilled student: its net takes the guidance scale, one pass stands for two."""
+        return bool(getattr(self.net, "guidance_input", False))
+
+    def net_output(self, x: torch.Tensor, sigma: torch.Tensor, guidance: float | torch.Tensor | None = None,
+                   **net_kwargs: Any) -> torch.Tensor:
+        """The raw net output at ``x`` ``(B, ...)`` and ``sigma`` ``(B,)``; ``guidance`` (a scale, or ``(B,)``,
+        default 1) reaches only a net that takes it (:attr:`takes_guidance`)."""
+        if self.takes_guidance:
+            scale = torch.as_tensor(1.0 if guidance is None else guidance, dtype=torch.float32, device=x.device)
+            net_kwargs["guidance"] = scale.expand(x.shape[0]) if scale.ndim == 0 else scale
+        return self.net(self.preconditioning.net_input(x, sigma), self.schedule.c_noise(sigma), **net_kwargs)
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, guidance: float | torch.Tensor | None = None,
+                **net_kwargs: Any) -> torch.Tensor:
         """The denoiser ``D(x, sigma)``: ``x`` ``(B, ...)`` in sigma space, ``sigma`` ``(B,)``.
 
-        ``net_kwargs`` (``cond``, ``context``, ``context_mask``) go to the net unchanged.
+        ``net_kwargs`` (``cond``, ``context``, ``context_mask``) go to the net unchanged; ``guidance`` see
+        :meth:`net_output`.
         """
-        net_in = self.preconditioning.net_input(x, sigma)
-        net_out = self.net(net_in, self.schedule.c_noise(sigma), **net_kwargs)
-        return self.preconditioning.denoised(x, sigma, net_out)
+        return self.preconditioning.denoised(x, sigma, self.net_output(x, sigma, guidance, **net_kwargs))
+
+    def noised(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Training noise levels ``sigma`` ``(B,)`` from the schedule, ``noise`` like ``x0``, and
+        ``x = x0 + sigma * noise`` (Ho et al. 2020, alg. 1, in sigma space)."""
+        sigma = self.schedule.sample_sigmas(x0.shape[0], generator).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        return sigma, noise, x0 + sigma.reshape(-1, *([1] * (x0.dim() - 1))) * noise
 
     def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None, **net_kwargs: Any) -> torch.Tensor:
         """Scalar training loss on clean samples ``x0`` ``(B, ...)`` (Ho et al. 2020, alg. 1)."""
-        sigma = self.schedule.sample_sigmas(x0.shape[0], generator).to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-        x = x0 + sigma.reshape(-1, *([1] * (x0.dim() - 1))) * noise  # x_sigma = x0 + sigma * eps
-        net_out = self.net(self.preconditioning.net_input(x, sigma), self.schedule.c_noise(sigma), **net_kwargs)
-        return self.preconditioning.loss(net_out, x0, noise, sigma).mean()
+        sigma, noise, x = self.noised(x0, generator)
+        return self.preconditioning.loss(self.net_output(x, sigma, **net_kwargs), x0, noise, sigma).mean()
 
     def forward(self, x0: torch.Tensor, generator: torch.Generator | None = None, **net_kwargs: Any) -> torch.Tensor:
         """The training loss (so that DDP and hooks see an ordinary ``forward``); see :meth:`loss`."""
@@ -197,13 +218,13 @@ class DiffusionModel(nn.Module):
         in training each example is dropped to the null condition with probability ``cond_dropout``."""
         if not self.is_conditional:
             return {}
-        n = len(batch["index"])
-        keep = keep_mask(n, float(self.config["cond_dropout"]) if train else 0.0, generator)
-        conds = []
-        for c in self.conditioners.values():
-            texts = drop_prompts([str(t or "") for t in batch[c.source]], keep)
-            conds.append((c(texts), c.route))
-        return net_inputs(conds)
+        return self.batch_inputs(batch, keep_mask(len(batch["index"]), float(self.config["cond_dropout"]) if train else 0.0,
+                                                  generator))
+
+    def batch_inputs(self, batch: Mapping[str, Any], keep: list[bool]) -> dict[str, Any]:
+        """Net inputs for a data batch with the examples where ``keep`` is False dropped to the null condition."""
+        return net_inputs([(c(drop_prompts([str(t or "") for t in batch[c.source]], keep)), c.route)
+                           for c in self.conditioners.values()])
 
     def demo_prompts(self, n: int) -> list[str] | None:
         """``n`` prompts this model understands (cycling through its conditioners' examples)."""

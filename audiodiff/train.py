@@ -491,7 +491,8 @@ def fit(
 
 def _fit_stats(model: DiffusionModel, dataset: Dataset, cfg: TrainConfig, device: torch.device, info: DistInfo) -> None:
     """Fit the representation's normalisation statistics on the first batches (same on every rank)."""
-    if not hasattr(model.representation, "fit_stats") or cfg.fit_stats_batches <= 0:
+    if (not getattr(model, "fits_statistics", True) or not hasattr(model.representation, "fit_stats")
+            or cfg.fit_stats_batches <= 0):  # a distillation student keeps its teacher's statistics
         return
     g = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(dataset), generator=g)[: cfg.fit_stats_batches * cfg.batch_size].tolist()

@@ -64,24 +64,36 @@ def sinusoidal_embedding(c_noise: Tensor, dim: int, max_period: float = 10000.0)
 
 
 class NoiseEmbedding(nn.Module):
-    """Noise level (+ optional global conditioning vector) -> embedding ``(B, emb_dim)``.
+    """Noise level (+ optional global conditioning vector and guidance scale) -> embedding ``(B, emb_dim)``.
 
     Sinusoidal features of ``c_noise`` go through Linear -> SiLU -> Linear (Ho et al. 2020); a
-    conditioning vector, if given, is mapped by a linear layer and added to the result.
+    conditioning vector, if given, is mapped by a linear layer and added to the result.  With
+    ``guidance``, sinusoidal features of the classifier-free guidance scale ``w`` go through their own
+    MLP and are added too (Meng et al. 2023, sec. 4.1: one pass of a student stands for two of its
+    teacher); its last layer starts at zero, so a student copied from its teacher starts as the
+    teacher's conditional denoiser.
     """
 
-    def __init__(self, channels: int, emb_dim: int, cond_dim: int | None = None) -> None:
+    def __init__(self, channels: int, emb_dim: int, cond_dim: int | None = None, guidance: bool = False) -> None:
         super().__init__()
         self.channels = channels
         self.mlp = nn.Sequential(nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.cond_proj = nn.Linear(cond_dim, emb_dim) if cond_dim is not None else None
+        self.guidance_mlp = (nn.Sequential(nn.Linear(channels, emb_dim), nn.SiLU(), zero_init(nn.Linear(emb_dim, emb_dim)))
+                             if guidance else None)
 
-    def forward(self, c_noise: Tensor, cond: Tensor | None = None) -> Tensor:
-        """``c_noise (B,)``, ``cond (B, cond_dim)`` or None -> ``(B, emb_dim)``."""
+    def forward(self, c_noise: Tensor, cond: Tensor | None = None, guidance: Tensor | None = None) -> Tensor:
+        """``c_noise (B,)``, ``cond (B, cond_dim)`` or None, ``guidance (B,)`` or None -> ``(B, emb_dim)``."""
         features = sinusoidal_embedding(c_noise, self.channels).to(self.mlp[0].weight.dtype)
         emb = self.mlp(features)  # (B, emb_dim)
         if cond is not None and self.cond_proj is not None:
             emb = emb + self.cond_proj(cond.to(emb.dtype))
+        if self.guidance_mlp is not None:
+            if guidance is None:
+                raise ValueError("this net takes the guidance scale as an input: pass guidance (B,)")
+            emb = emb + self.guidance_mlp(sinusoidal_embedding(guidance, self.channels).to(emb.dtype))
+        elif guidance is not None:
+            raise ValueError("this net has no guidance input (it was not guidance-distilled)")
         return emb
 
 
@@ -326,6 +338,8 @@ class UNet(nn.Module):
         cond_dim: width of an optional global conditioning vector ``cond``.
         context_dim: width of an optional token sequence ``context`` for cross-attention.
         norm_groups: GroupNorm groups.
+        guidance_input: take the classifier-free guidance scale as an input (a guidance-distilled
+            student, see :class:`NoiseEmbedding`); ``forward`` then needs ``guidance``.
     """
 
     dims: ClassVar[int]
@@ -343,6 +357,7 @@ class UNet(nn.Module):
         cond_dim: int | None = None,
         context_dim: int | None = None,
         norm_groups: int = 8,
+        guidance_input: bool = False,
     ) -> None:
         super().__init__()
         if getattr(type(self), "dims", None) not in (1, 2):
@@ -358,7 +373,10 @@ class UNet(nn.Module):
         self.multiple = 2 ** (len(channel_mults) - 1)
         self._block_args = dict(num_heads=num_heads, dropout=dropout, norm_groups=norm_groups)
         emb_dim = 4 * channels
-        self.embedding = NoiseEmbedding(channels, emb_dim, cond_dim)
+        if not isinstance(guidance_input, bool):
+            raise ValueError(f"guidance_input must be true or false, got {guidance_input!r}")
+        self.guidance_input = guidance_input
+        self.embedding = NoiseEmbedding(channels, emb_dim, cond_dim, guidance_input)
         self.input_conv = conv_nd(self.dims, in_channels, channels, 3)
         skip_widths = self._build_down(channels, channel_mults, num_res_blocks, attention_levels, emb_dim)
         width = channels * channel_mults[-1]
@@ -439,6 +457,7 @@ class UNet(nn.Module):
         cond: Tensor | None = None,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
+        guidance: Tensor | None = None,
     ) -> Tensor:
         """Denoiser network output.
 
@@ -451,6 +470,7 @@ class UNet(nn.Module):
             context: optional ``(B, L, context_dim)`` token sequence for cross-attention.
             context_mask: optional bool ``(B, L)``, True = a real token.  A row with no True
                 entry means "no context" for that sample.
+            guidance: ``(B,)`` classifier-free guidance scale, for a net built with ``guidance_input``.
 
         Returns:
             ``(B, out_channels, *spatial)``, the spatial shape of ``x``.
@@ -458,7 +478,7 @@ class UNet(nn.Module):
         c_noise = self._check_inputs(x, c_noise, cond, context, context_mask)
         spatial = x.shape[2:]
         h = self.input_conv(self._pad(x))  # (B, channels, *S_padded)
-        emb = self.embedding(c_noise, cond)  # (B, 4 * channels)
+        emb = self.embedding(c_noise, cond, guidance)  # (B, 4 * channels)
         skips = [h]
         for block in self.down:
             h = block(h, emb, context, context_mask)
