@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     dst.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                      help="a training option of every round, e.g. lr=1e-4 or batch_size=16 (repeatable)")
     dst.add_argument("--split", default="train", help="manifest split to train on (default: train; 'all' for every item)")
+    dst.add_argument("--crop", choices=["start", "center", "random"], default="start",
+                     help="where longer files are cut (default: start, as the recipes train)")
+    dst.add_argument("--trim-db", type=float, default=None, help="trim silence quieter than this many dB below the peak")
+    dst.add_argument("--loudness-db", type=float, default=None, help="normalise each file to this RMS in dBFS (e.g. -20)")
     dst.add_argument("--overwrite", action="store_true", help="replace --out if it holds a model")
     dst.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     dst.set_defaults(func=cmd_distill)
@@ -633,7 +637,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     check_target(out / "config.json", args.overwrite)
     teacher = load(args.model, device=_device(args.device))
     items = read_manifest(args.data, split=None if args.split == "all" else args.split)
-    dataset = AudioDataset(items, sample_rate=teacher.sample_rate, seconds=teacher.seconds)
+    dataset = AudioDataset(items, sample_rate=teacher.sample_rate, seconds=teacher.seconds, crop=args.crop,
+                           trim_silence_db=args.trim_db, loudness_normalize=args.loudness_db)
     try:
         student = distill(teacher, dataset, args.work or f"{out}.rounds", config, out=out)
     except TimeoutError as exc:

@@ -88,6 +88,29 @@ def run_train(cfg: DictConfig) -> Path:
     return run_dir / "model"
 
 
+def run_distill(cfg: DictConfig) -> Path:
+    """Distil ``cfg.distill.teacher`` on the manifest's train split (the teacher's own data settings) into a
+    ``cfg.distill.steps``-step student (:func:`audiodiff.distill.distill`); rounds resume in ``cfg.distill.work_dir``."""
+    from audiodiff.distill import DistillConfig, distill
+
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    d = cfg.distill
+    teacher = audiodiff.load(resolve(d.teacher))
+    train = {**to_dict(cfg.train), **to_dict(d.train), "steps": int(d.round_steps)}
+    config = DistillConfig(steps=int(d.steps), start_steps=int(d.start_steps), methods=tuple(d.methods),
+                           guidance_range=tuple(d.guidance_range) if d.guidance_range else None,
+                           spacing=d.get("spacing"), sigma_min=d.get("sigma_min"), train=train,
+                           time_limit=float(d.time_limit))
+    out = resolve(d.out)
+    try:
+        distill(teacher, dataset(cfg, "train", teacher.representation), resolve(d.work_dir), config, out=out)
+    except TimeoutError as exc:
+        log.warning("%s", exc)
+        return out
+    log.info("student written to %s", out)
+    return out
+
+
 def run_eval(cfg: DictConfig, model: Any, out_dir: Path) -> Path | None:
     """``audiodiff eval`` of ``model`` against the manifest's ``cfg.eval.split`` clips, as ``cfg.eval`` says:
     ``report.json`` and ``report.md`` in ``out_dir``.  ``eval.num_samples: 0`` skips it."""

@@ -71,6 +71,12 @@ def test_debug_experiment_trains_and_samples(domain, tmp_path, shared_data):
     wavs = sorted((tmp_path / "out").glob("*.wav"))
     assert len(wavs) == max(1, len(prompts or []))
     assert all(w.with_suffix(".json").is_file() for w in wavs)
+    out = run(recipe / "distill.py", "experiment=debug", *paths, f"distill.teacher={model_dir}", "distill.steps=2",
+              "distill.start_steps=4", "distill.round_steps=2", f"distill.work_dir={tmp_path / 'distill'}",
+              f"distill.out={tmp_path / 'student'}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    student = audiodiff.load(tmp_path / "student")
+    assert student.config["steps"] == 2 and student.takes_guidance == model.is_conditional
 
 
 def test_recipe_errors_are_one_line(tmp_path):
