@@ -100,7 +100,7 @@ DIFFUSION_CHECKPOINT = {'ema.safetensors': 'ee117459bee5adc1', 'model.safetensor
 
 def _diffusion_run(run_dir: Path) -> None:
     from audiodiff import DiffusionModel
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
 
     settings = dict(steps=5, batch_size=4, grad_accum=2, checkpoint_every=2, log_every=1, warmup_steps=2,
                     num_workers=0, progress=False, keep_last=2, fit_stats_batches=2)
@@ -136,7 +136,7 @@ VOCODER_CHECKPOINT = {'discriminators.safetensors': '4ae471e4bff17b9f', 'generat
 def _vocoder_run(run_dir: Path) -> None:
     from audiodiff.audio.mel import Mel
     from audiodiff.vocoders import Vocos
-    from audiodiff.vocoders.training import VocoderTrainConfig, train_vocoder
+    from audiodiff.training.vocoder import VocoderTrainConfig, train_vocoder
 
     settings = dict(steps=4, batch_size=4, segment_seconds=0.1, lr=2e-3, gan_start=2, disc_channels=2,
                     checkpoint_every=2, keep_last=2, log_every=1, num_workers=0, progress=False)
@@ -171,7 +171,7 @@ AUTOENCODER_CHECKPOINT = {'ema.safetensors': '1418bae1571b1b3f', 'model.safetens
 
 def _autoencoder_run(run_dir: Path) -> None:
     import audiodiff
-    from audiodiff.autoencoder_training import AutoencoderTrainConfig, train_autoencoder
+    from audiodiff.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 
     settings = dict(steps=3, batch_size=4, lr=3e-3, warmup_steps=1, checkpoint_every=2, log_every=1, num_workers=0,
                     progress=False, fit_stats_batches=2, ema_decay=0.9, kl_weight=1e-3, seconds=0.2)
