@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_MEL, tiny_config
 from train_helpers import ToneDataset, losses, train, wait_for_checkpoint
 
 import audiodiff
@@ -136,6 +137,41 @@ def test_nan_losses_skip_then_stop_with_advice(tmp_path, monkeypatch):
     for name in ("model.safetensors", "ema.safetensors"):  # skipped steps never reach the weights
         assert all(torch.isfinite(t).all() for t in read_tensors(last, name).values())
     audiodiff.load(run / "model")  # still loadable
+
+
+def test_objective_protocol_frozen_parameters_and_skipping_statistics(tmp_path):
+    from audiodiff.training import AutoencoderObjective, AutoencoderTrainConfig, Objective
+
+    assert isinstance(audiodiff.DiffusionModel(tiny_config()), Objective)
+    ae = audiodiff.build("autoencoder", {"name": "mel_vae", "mel": dict(TINY_MEL), "channels": 8})
+    assert isinstance(AutoencoderObjective(ae, AutoencoderTrainConfig()), Objective)
+    torch.manual_seed(0)
+    model = audiodiff.DiffusionModel(tiny_config())
+    model.fits_statistics = False  # e.g. a student whose representation is its teacher's, already fitted
+    frozen = next(model.net.parameters()).requires_grad_(False)
+    before, mean_before = frozen.detach().clone(), model.representation.mean.clone()
+    fit(model, ToneDataset(n=8), tmp_path / "run", TrainConfig(steps=2, batch_size=4, num_workers=0, progress=False,
+                                                                 warmup_steps=1, checkpoint_every=2))
+    assert torch.equal(frozen, before), "only requires_grad parameters are optimised"
+    assert torch.equal(model.representation.mean, mean_before), "fits_statistics=False: no statistics fitted"
+    assert latest_checkpoint(tmp_path / "run").name == "step_0000002"
+
+
+def test_lower_layers_do_not_import_training():
+    import ast
+
+    package = Path(audiodiff.__file__).parent
+    for layer in ("vocoders", "audio", "nets", "conditioning", "diffusion"):
+        for path in (package / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    names = [("." * node.level) + (node.module or "")] + [a.name for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                else:
+                    continue
+                assert not any(n.split(".")[-1] == "training" or "training." in n or n.endswith(".train")
+                               for n in names), f"{path} imports {names}"
 
 
 def test_too_small_dataset_is_an_error(tmp_path):

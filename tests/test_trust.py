@@ -435,7 +435,7 @@ def test_resume_with_wrong_shape_weights_is_one_line(trained_run, tmp_path):
 
 
 def test_unreadable_state_without_checksums_is_one_line(trained_run, tmp_path):
-    from audiodiff.training import read_state
+    from audiodiff.training.checkpoints import read_state
 
     run = copy_run(trained_run, tmp_path)
     ckpt = run / "checkpoints" / "step_0000004"

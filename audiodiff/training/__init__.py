@@ -3,14 +3,13 @@
     from audiodiff.training import TrainConfig, fit
     fit(model, dataset, "runs/speech", TrainConfig(steps=20000, batch_size=32))
 
-| module | what it trains |
-|---|---|
-| :mod:`~audiodiff.training.loop` | nothing itself: :class:`TrainState`, :func:`run_loop`, EMA, resumable sampler, DDP set-up, RNG state, progress and log |
-| :mod:`~audiodiff.training.checkpoints` | nothing itself: atomic checkpoint folders, the ``latest`` pointer, checksums, reading back |
-| :mod:`~audiodiff.training.diffusion` | :func:`fit`: a diffusion model, or any :class:`Objective` |
-| :mod:`~audiodiff.training.autoencoder` | :func:`train_autoencoder`: the mel autoencoder of latent diffusion, through ``fit`` |
-| :mod:`~audiodiff.training.vocoder` | :func:`train_vocoder`: a neural vocoder with GAN losses |
-| :mod:`~audiodiff.training.judge` | :func:`train_judge`, :func:`fit_judge`: the classifier judges of the metrics |
+- :mod:`~audiodiff.training.loop`: the loop itself (:class:`TrainState`, :func:`run_loop`), EMA, the
+  resumable sampler, DDP set-up, RNG state, progress bar and JSONL log;
+- :mod:`~audiodiff.training.checkpoints`: atomic checkpoint folders, ``latest``, checksums, reading back;
+- :mod:`~audiodiff.training.diffusion`: :func:`fit`, for a diffusion model or any :class:`Objective`;
+- :mod:`~audiodiff.training.autoencoder`: :func:`train_autoencoder`, the mel autoencoder, through ``fit``;
+- :mod:`~audiodiff.training.vocoder`: :func:`train_vocoder`, a neural vocoder with GAN losses;
+- :mod:`~audiodiff.training.judge`: :func:`train_judge`, :func:`fit_judge`, the metrics' classifier judges.
 """
 
 from ..errors import TrainingError

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors")
 
 
+@runtime_checkable
 class Objective(Protocol):
     """What :func:`fit` trains: an ``nn.Module`` whose ``forward`` is a training loss.
 
