@@ -26,8 +26,9 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from ..checkpoint import CONFIG_NAME, _fsync_dir, atomic_write_bytes, read_tensors, write_config
+from ..checkpoint import CONFIG_NAME, read_tensors, write_config
 from ..errors import TrainingError
+from ..files import atomic_write_bytes, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def write_checkpoint_folder(run_dir: Path, state: dict[str, Any], files: Mapping
     atomic_write_bytes(tmp / CHECKSUMS, (json.dumps(sums, indent=2, sort_keys=True) + "\n").encode())
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    _fsync_dir(ckpt_root)
+    fsync_dir(ckpt_root)
     atomic_write_bytes(ckpt_root / LATEST, name.encode())
     for old in sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
