@@ -18,9 +18,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import ModelLoadError, shorten
-from .files import atomic_write_bytes, fsync_dir, json_bytes
-
-_fsync_dir = fsync_dir  # the name train.py has used
+from .files import atomic_write_bytes, json_bytes
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -1,4 +1,4 @@
-"""Distillation: few-step students of a diffusion model, each round trained through :func:`~audiodiff.train.fit`.
+"""Distillation: few-step students of a diffusion model, each round trained through :func:`~audiodiff.training.fit`.
 
 Two methods, chained by :func:`distill`:
 
@@ -58,7 +58,7 @@ class DistillConfig:
         guidance_range: the guidance scales a student learns, drawn uniformly (default ``(1, 2 w)``
             with ``w`` the teacher's default scale).
         methods: ``"guidance"`` (conditional teachers only) and/or ``"progressive"``, in that order.
-        train: :class:`~audiodiff.train.TrainConfig` fields for every round (``steps`` per round).
+        train: :class:`~audiodiff.training.TrainConfig` fields for every round (``steps`` per round).
         time_limit: seconds for the whole call (0: none); a round cut short resumes on the next call.
     """
 
@@ -119,7 +119,7 @@ def truncated_snr(sigma: torch.Tensor) -> torch.Tensor:
 
 
 class Distillation(nn.Module):
-    """One distillation round as :func:`~audiodiff.train.fit` trains it: ``forward`` is the student's loss.
+    """One distillation round as :func:`~audiodiff.training.fit` trains it: ``forward`` is the student's loss.
 
     The teacher is frozen and kept outside the module tree (not in checkpoints, not optimised).  Each
     example draws a guidance scale from ``guidance_range`` (for conditional models) and is dropped to the
@@ -234,7 +234,7 @@ def distill(teacher: DiffusionModel, dataset, work_dir: str | os.PathLike, confi
     ``work_dir/<round>/model``; the last one is also written to ``out`` if given.  Returns the student,
     or raises :class:`TimeoutError` (after saving a checkpoint) when ``time_limit`` ran out first.
     """
-    from .train import TrainConfig, checkpoint_step, fit, latest_checkpoint
+    from .training import TrainConfig, checkpoint_step, fit, latest_checkpoint
 
     cfg = config if isinstance(config, DistillConfig) else DistillConfig(**dict(config or {}))
     work_dir = Path(work_dir)

@@ -28,6 +28,10 @@ class SettingsMismatchError(AudiodiffError, ValueError):
     """Two components disagree on settings they must share (e.g. a vocoder's mel settings)."""
 
 
+class TrainingError(AudiodiffError):
+    """Training cannot go on (e.g. the loss keeps being NaN); the message says what to try."""
+
+
 class OutputError(AudiodiffError, OSError):
     """An output file cannot be written (no space, no permission, a symlink in the way, ...)."""
 

@@ -46,7 +46,7 @@ import torch  # noqa: E402
 
 import audiodiff  # noqa: E402
 from audiodiff.audio import load_autoencoder  # noqa: E402
-from audiodiff.autoencoder_training import reconstruction_l1  # noqa: E402
+from audiodiff.training.autoencoder import reconstruction_l1  # noqa: E402
 from audiodiff.data import read_manifest  # noqa: E402
 from audiodiff.generate import conditioned_denoiser, inference_sigmas, initial_noise, make_generators  # noqa: E402
 from audiodiff.generate import resolve_sampler, resolve_vocoder, run_sampler  # noqa: E402

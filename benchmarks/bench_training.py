@@ -141,7 +141,7 @@ def worker(spec_path: Path) -> None:
     """Train as ``spec`` says; write the optimizer-step timestamps of this rank next to the spec."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
 
     spec = json.loads(spec_path.read_text())
     torch.set_num_threads(THREADS)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import audiodiff
 from audiodiff.data import AudioDataset, FeatureCache, prepare, read_manifest, write_manifest
-from audiodiff.train import TrainConfig, checkpoint_step, fit, latest_checkpoint
+from audiodiff.training import TrainConfig, checkpoint_step, fit, latest_checkpoint
 
 log = logging.getLogger("recipes")
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
 def run_train_autoencoder(cfg: DictConfig) -> Path:
     """Stage 1 of latent diffusion: train ``cfg.autoencoder`` on the train split's log-mels (mel settings
     from ``cfg.model.representation``) with ``cfg.ae_train``; the autoencoder lands in ``ae_run_dir/model``."""
-    from audiodiff.autoencoder_training import AutoencoderTrainConfig, train_autoencoder
+    from audiodiff.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 
     torch.set_num_threads(int(cfg.get("threads", 2)))
     mel = to_dict(cfg.model.representation)

@@ -187,7 +187,7 @@ def test_cli_prompts(tmp_path, capsys):
 def test_training_with_conditioning_runs(tmp_path):
     from train_helpers import ToneDataset
 
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
 
     model = DiffusionModel(tiny_config(conditioning={"p": {"name": "tokens", "dim": 16, "layers": 1, "heads": 2}}))
     before = model.conditioners["p"].embed.weight.clone()

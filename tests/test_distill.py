@@ -98,7 +98,7 @@ def test_guidance_distilled_student_matches_the_guided_teacher(tmp_path):
 @pytest.fixture(scope="module")
 def trained_teacher(tmp_path_factory):
     """A tiny unconditional model trained briefly on tones: its 2- and 4-step DDIM outputs differ."""
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
 
     torch.manual_seed(0)
     model = DiffusionModel(tiny_config(spacing="trailing"))

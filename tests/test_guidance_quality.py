@@ -1,7 +1,7 @@
 """Classifier-free guidance makes the prompted class, end to end on real audio (slow).
 
 A tiny ``label``-conditioned model (``unet1d``, 0.36 M parameters, condition dropout 0.1) is
-trained with :func:`audiodiff.train.fit` for 1000 steps on two classes of Salamander piano notes
+trained with :func:`audiodiff.training.fit` for 1000 steps on two classes of Salamander piano notes
 that a simple feature tells apart: ``"low"`` (MIDI pitch below C4 = 60) and ``"high"`` (C5 = 72
 and above).  It then generates 8 clips per prompt with guidance and classifies each by its
 mel-weighted spectral centroid, thresholded midway between the two classes' median centroids on
@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 import audiodiff
 from audiodiff import DiffusionModel
 from audiodiff.data import AudioDataset, midi_to_note_name, normalize_loudness, prepare_salamander
-from audiodiff.train import TrainConfig, fit
+from audiodiff.training import TrainConfig, fit
 
 SAMPLE_RATE = 8000
 MEL = {"name": "mel", "sample_rate": SAMPLE_RATE, "n_fft": 512, "hop_length": 128, "n_mels": 32}

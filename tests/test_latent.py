@@ -13,9 +13,9 @@ from train_helpers import ToneDataset, losses
 import audiodiff
 from audiodiff import DiffusionModel, registry
 from audiodiff.audio import Latent, MelAutoencoder, load_autoencoder
-from audiodiff.autoencoder_training import AutoencoderTrainConfig, reconstruction_l1, train_autoencoder
+from audiodiff.training.autoencoder import AutoencoderTrainConfig, reconstruction_l1, train_autoencoder
 from audiodiff.errors import ConfigError, ModelLoadError
-from audiodiff.train import latest_checkpoint
+from audiodiff.training import latest_checkpoint
 from audiodiff.vocoders import build_vocoder
 
 TINY_AE = {"name": "mel_vae", "mel": dict(TINY_MEL), "latent_channels": 4, "channels": 8,
@@ -85,7 +85,7 @@ def test_autoencoder_save_load_round_trip(tmp_path):
 
 
 def test_train_autoencoder_learns_fits_mel_stats_and_resumes_exactly(tmp_path, monkeypatch):
-    import audiodiff.train as T
+    from audiodiff.training.diffusion import DiffusionTrainer as T
 
     full, split = tmp_path / "full", tmp_path / "split"
     data = ToneDataset(n=16)
@@ -100,7 +100,7 @@ def test_train_autoencoder_learns_fits_mel_stats_and_resumes_exactly(tmp_path, m
     assert json.loads((full / "model" / "config.json").read_text())["training"]["kl_weight"] == 1e-5
     assert reconstruction_l1(loaded, torch.stack([data[i]["waveform"] for i in range(4)])) > 0
 
-    real_step, calls = T._train_step, {"n": 0}
+    real_step, calls = T.step, {"n": 0}
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
@@ -108,10 +108,10 @@ def test_train_autoencoder_learns_fits_mel_stats_and_resumes_exactly(tmp_path, m
             raise KeyboardInterrupt("simulated crash in step 6")
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(T, "_train_step", crashing_step)
+    monkeypatch.setattr(T, "step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         train_autoencoder(tiny_autoencoder(), ToneDataset(n=16), split, ae_settings(steps=8))
-    monkeypatch.setattr(T, "_train_step", real_step)
+    monkeypatch.setattr(T, "step", real_step)
     assert latest_checkpoint(split).name == "step_0000004"
     train_autoencoder(tiny_autoencoder(seed=1), ToneDataset(n=16), split, ae_settings(steps=8))  # resumes from step 4
     resumed = losses(split)
@@ -172,7 +172,7 @@ def latent_config(ae_folder, net: str = "unet1d") -> dict:
 
 
 def test_latent_model_trains_saves_loads_generates_and_edits(tmp_path):
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
 
     perturb(tiny_autoencoder()).save(tmp_path / "ae")
     torch.manual_seed(0)

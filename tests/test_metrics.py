@@ -16,12 +16,10 @@ from audiodiff import registry
 from audiodiff.data import ManifestItem
 from audiodiff.errors import AudiodiffError, ConfigError, ModelLoadError
 from audiodiff.metrics import (
-    JudgeTrainConfig,
     MelClassifier,
     am_score,
     caption_retrieval,
     classifier_accuracy,
-    fit_judge,
     frechet_distance,
     frechet_distance_from_stats,
     inception_score,
@@ -30,10 +28,10 @@ from audiodiff.metrics import (
     modified_inception_score,
     mr_stft_distance,
     ndb,
-    train_judge,
 )
 from audiodiff.metrics.evaluate import evaluate, write_report
 from audiodiff.metrics.judge import window_batch
+from audiodiff.training.judge import JudgeTrainConfig, fit_judge, train_judge
 
 SR = 8000
 TINY_JUDGE = {"mel": {"sample_rate": SR, "n_fft": 256, "hop_length": 128, "n_mels": 24},
@@ -371,7 +369,7 @@ def test_mr_stft_loss_stays_finite_and_small_with_a_silent_example():
 
 
 def test_speed_perturbation_resamples_and_defaults_to_nothing():
-    from audiodiff.metrics.judge_training import JudgeTrainConfig, change_speed
+    from audiodiff.training.judge import change_speed
 
     clip = torch.sin(torch.arange(8000) / 8000 * 2 * math.pi * 200)  # 200 Hz for 1 s at 8 kHz
     g = torch.Generator().manual_seed(0)

@@ -22,7 +22,7 @@ from audiodiff.cli import main
 from audiodiff.errors import AudioError, ConfigError, ModelLoadError, OutputError, OutputExistsError
 from audiodiff.files import atomic_write_bytes, write_json
 from audiodiff.generate import Audio, iter_generate
-from audiodiff.train import TrainingError, latest_checkpoint
+from audiodiff.training import TrainingError, latest_checkpoint
 
 SR = TINY_MEL["sample_rate"]
 
@@ -425,7 +425,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_newest_intact_one(trained_run, t
 
 
 def test_resume_with_wrong_shape_weights_is_one_line(trained_run, tmp_path):
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
     from train_helpers import ToneDataset
 
     run = copy_run(trained_run, tmp_path)
@@ -435,7 +435,7 @@ def test_resume_with_wrong_shape_weights_is_one_line(trained_run, tmp_path):
 
 
 def test_unreadable_state_without_checksums_is_one_line(trained_run, tmp_path):
-    from audiodiff.train import read_state
+    from audiodiff.training.checkpoints import read_state
 
     run = copy_run(trained_run, tmp_path)
     ckpt = run / "checkpoints" / "step_0000004"
@@ -555,7 +555,7 @@ def test_loading_the_text_encoder_shows_no_progress_bar(capfd):
 
 
 def test_resume_from_a_state_of_another_shape_is_one_line(trained_run, tmp_path):
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
     from train_helpers import ToneDataset
 
     run = copy_run(trained_run, tmp_path)

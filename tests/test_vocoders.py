@@ -22,7 +22,7 @@ from audiodiff.vocoders import Vocos, build_vocoder, load_vocoder_folder
 from audiodiff.vocoders.discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator,
                                                discriminator_loss, feature_matching_loss, generator_loss,
                                                resolutions_for)
-from audiodiff.vocoders.training import VocoderTrainConfig, random_segments, train_vocoder
+from audiodiff.training.vocoder import VocoderTrainConfig, random_segments, train_vocoder
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = Mel(**{k: v for k, v in TINY_MEL.items() if k != "name"}).settings()
@@ -171,11 +171,11 @@ def test_training_lowers_the_mel_loss_and_exports_a_loadable_vocoder(tmp_path, f
 
 
 def test_gan_training_resumes_exactly_after_a_crash(tmp_path, fsdd_clips, monkeypatch):
-    import audiodiff.vocoders.training as T
+    from audiodiff.training.vocoder import VocoderTrainer as T
 
     full, split = tmp_path / "full", tmp_path / "split"
     _train(full, fsdd_clips, 4, gan_start=2, checkpoint_every=3)
-    real_step, calls = T._train_step, {"n": 0}
+    real_step, calls = T.step, {"n": 0}
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
@@ -183,10 +183,10 @@ def test_gan_training_resumes_exactly_after_a_crash(tmp_path, fsdd_clips, monkey
             raise KeyboardInterrupt("simulated crash in step 4")
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(T, "_train_step", crashing_step)
+    monkeypatch.setattr(T, "step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         _train(split, fsdd_clips, 4, gan_start=2, checkpoint_every=3)
-    monkeypatch.setattr(T, "_train_step", real_step)
+    monkeypatch.setattr(T, "step", real_step)
     assert (split / "checkpoints" / "latest").read_text() == "step_0000003", "saved after one GAN step"
     _train(split, fsdd_clips, 4, gan_start=2, checkpoint_every=3)
     a, b = _records(full), _records(split)

@@ -35,7 +35,7 @@ class ToneDataset(Dataset):
 
 def train(run_dir: str, steps: int, **overrides) -> None:
     from audiodiff import DiffusionModel
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
 
     torch.manual_seed(0)
     model = DiffusionModel(tiny_config(seconds=0.25))

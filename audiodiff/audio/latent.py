@@ -42,7 +42,7 @@ class Latent(nn.Module):
 
     Args:
         autoencoder: the folder of a trained autoencoder (see
-            :func:`audiodiff.autoencoder_training.train_autoencoder`), whose weights are loaded now,
+            :func:`audiodiff.training.train_autoencoder`), whose weights are loaded now,
             or an autoencoder config (``{"name": "mel_vae", "mel": {...}, ...}``) whose weights come
             later with the model's state (that is how a saved model rebuilds).  Default: an untrained
             ``mel_vae`` with default mel settings.

@@ -6,7 +6,7 @@ Distribution metrics over a judge's outputs (the SC09 protocol of DiffWave, Kong
 :func:`log_mel_l1`, :func:`mr_stft_distance`.  Text-audio: :func:`caption_retrieval`.
 
 Judges are embedders (registry kind ``embedder``): ``embed(wave (B, 1, S)) -> (B, D)``.  The built-in
-one is :class:`MelClassifier` (``"judge"``); :func:`train_judge` trains one on a manifest and
+one is :class:`MelClassifier` (``"judge"``); :func:`audiodiff.training.train_judge` trains one on a manifest and
 :func:`load_judge` loads a saved or shipped one.  :func:`evaluate` (in
 :mod:`audiodiff.metrics.evaluate`) puts it all together for a model.
 """
@@ -14,19 +14,16 @@ one is :class:`MelClassifier` (``"judge"``); :func:`train_judge` trains one on a
 from .classifier import am_score, classifier_accuracy, inception_score, modified_inception_score
 from .frechet import frechet_distance, frechet_distance_from_stats, gaussian_stats
 from .judge import JUDGES_DIR, MelClassifier, judge_clips, list_judges, load_judge
-from .judge_training import JudgeTrainConfig, fit_judge, train_judge
 from .ndb import ndb
 from .retrieval import caption_retrieval
 from .spectral import log_mel_l1, mr_stft_distance, stft_distance
 
 __all__ = [
     "JUDGES_DIR",
-    "JudgeTrainConfig",
     "MelClassifier",
     "am_score",
     "caption_retrieval",
     "classifier_accuracy",
-    "fit_judge",
     "frechet_distance",
     "frechet_distance_from_stats",
     "gaussian_stats",
@@ -39,5 +36,4 @@ __all__ = [
     "mr_stft_distance",
     "ndb",
     "stft_distance",
-    "train_judge",
 ]

@@ -14,7 +14,7 @@ frame, the complex STFT coefficients of the waveform, which ``torch.istft`` (wit
 Input: natural-log magnitude mels ``(B, n_mels, frames)`` (the :class:`~audiodiff.vocoders.Vocoder`
 interface), normalised inside by the fixed affine ``(log_mel - INPUT_MEAN) / INPUT_STD``.  Output:
 ``(B, 1, (frames - 1) * hop_length)``, the length :class:`~audiodiff.vocoders.GriffinLim` gives.
-Train it with :func:`audiodiff.vocoders.training.train_vocoder`.
+Train it with :func:`audiodiff.training.train_vocoder`.
 """
 
 from __future__ import annotations

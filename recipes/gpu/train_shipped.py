@@ -205,7 +205,7 @@ def steps_per_second(model, dataset, batch_size: int, device: torch.device, step
 def train_diffusion(job: dict, build, dataset, run_dir: Path, export: Path, started: float, budget: float,
                     device: torch.device, batch_size: int | None) -> None:
     """``fit`` a diffusion model in what is left of ``budget``; steps from a timing unless the job fixes them."""
-    from audiodiff.train import TrainConfig, fit
+    from audiodiff.training import TrainConfig, fit
 
     train = {**job["train"], "device": str(device), **({"batch_size": batch_size} if batch_size else {})}
     rate = None if job.get("fixed_steps") else steps_per_second(build(), dataset, int(train["batch_size"]), device,
@@ -238,7 +238,7 @@ def run_job(name: str, budget: float, work: Path, device_name: str, batch_size: 
 
         train_diffusion(job, build, dataset, run_dir, export, started, budget, device, batch_size)
     elif job["kind"] == "latent":
-        from audiodiff.autoencoder_training import AutoencoderTrainConfig, train_autoencoder
+        from audiodiff.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
         from audiodiff.registry import build as build_component
 
         torch.manual_seed(0)
@@ -256,7 +256,7 @@ def run_job(name: str, budget: float, work: Path, device_name: str, batch_size: 
         train_diffusion(job, build, dataset, run_dir, export, started, budget, device, batch_size)
     elif job["kind"] == "vocoder":
         from audiodiff.registry import build as build_component
-        from audiodiff.vocoders.training import VocoderTrainConfig, train_vocoder
+        from audiodiff.training.vocoder import VocoderTrainConfig, train_vocoder
 
         torch.manual_seed(0)
         vocoder = build_component("vocoder", job["vocoder"])

@@ -34,7 +34,7 @@ from audiodiff.data import AudioDataset, read_manifest  # noqa: E402
 from audiodiff.errors import ConfigError  # noqa: E402
 from audiodiff.registry import build  # noqa: E402
 from audiodiff.vocoders import check_mel_settings, load_vocoder_folder  # noqa: E402
-from audiodiff.vocoders.training import VocoderTrainConfig, train_vocoder  # noqa: E402
+from audiodiff.training.vocoder import VocoderTrainConfig, train_vocoder  # noqa: E402
 
 log = logging.getLogger("recipes")
 DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}

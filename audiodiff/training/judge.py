@@ -1,22 +1,24 @@
 """Training a :class:`~audiodiff.metrics.judge.MelClassifier` judge on labelled clips.
 
-A plain supervised loop: AdamW (Loshchilov & Hutter 2019) with linear warm-up and cosine decay,
-cross-entropy (label smoothing, Szegedy et al. 2016, is available but off by default: it caps the
-judge's confidence, and with it IS, mIS and AM, e.g. IS near 6 instead of 10 on real digits), and
-three light augmentations so the judge also copes with generated audio:
+A plain supervised loop: AdamW (Loshchilov & Hutter 2019) with linear warm-up and cosine decay to 0
+(:func:`~audiodiff.training.loop.lr_factor`), cross-entropy (label smoothing, Szegedy et al. 2016, is
+available but off by default: it caps the judge's confidence, and with it IS, mIS and AM; see
+benchmarks/results/speech_judge_candidate.md), and three light augmentations so the judge also copes
+with generated audio:
 
 - random time shifts: each clip is placed at a random offset in the window (or randomly cropped);
 - SpecAugment-style frequency and time masks (Park et al. 2019, sec. 2), filled with the floor;
 - white noise at a random signal-to-noise ratio.
 
-The held-out accuracy is measured every ``eval_every`` steps and the best weights are kept.
+The held-out accuracy is measured every ``eval_every`` steps and the best weights are kept.  A judge
+trains in minutes and keeps its best weights rather than its last, so it does without
+:func:`~audiodiff.training.loop.run_loop`'s checkpoints and resume.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -26,7 +28,8 @@ import torch.nn.functional as F
 
 from ..data.manifest import ManifestItem
 from ..errors import ConfigError
-from .judge import MelClassifier, judge_clips, load_clips, window_batch
+from ..metrics.judge import MelClassifier, judge_clips, load_clips, window_batch
+from .loop import lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +106,6 @@ def mask_axis(x: torch.Tensor, axis: int, count: int, width: int, generator: tor
     return x
 
 
-def lr_factor(step: int, cfg: JudgeTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 0 at ``cfg.steps``."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 # -- the loop ------------------------------------------------------------------------------------
 def training_batch(judge: MelClassifier, clips: Sequence[torch.Tensor], targets: torch.Tensor,
                    cfg: JudgeTrainConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,7 +160,7 @@ def _fit(judge, train_clips, train_targets, valid_waves, valid_targets, cfg, cal
     for step in range(cfg.steps):
         judge.train()
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg)
+            group["lr"] = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup_steps)  # cosine decay to 0
         x, y = training_batch(judge, train_clips, train_targets, cfg, generator)
         loss = F.cross_entropy(judge.classify_features(x), y, label_smoothing=cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)

@@ -1,14 +1,15 @@
-"""Training the mel autoencoder of latent diffusion (Rombach et al. 2022, sec. 3.1) with :func:`audiodiff.train.fit`.
+"""Training the mel autoencoder of latent diffusion (Rombach et al. 2022, sec. 3.1) with :func:`audiodiff.training.fit`.
 
     from audiodiff.audio import MelAutoencoder
-    from audiodiff.autoencoder_training import AutoencoderTrainConfig, train_autoencoder
+    from audiodiff.training import AutoencoderTrainConfig, train_autoencoder
     ae = MelAutoencoder(mel={"sample_rate": 8000, "n_fft": 512, "hop_length": 128, "n_mels": 64})
     train_autoencoder(ae, dataset, "runs/speech-ae", AutoencoderTrainConfig(steps=4000))
     # runs/speech-ae/model is the trained autoencoder: Latent(autoencoder="runs/speech-ae/model")
 
-There is one training loop in the library.  :class:`AutoencoderObjective` gives the autoencoder
-the face :func:`~audiodiff.train.fit` trains (``representation``, ``encode_batch``,
-``conditioning_inputs``, ``forward(x0, generator) -> loss``, ``config``, ``save``), so the
+There is one training loop in the library.  :class:`AutoencoderObjective` is an
+:class:`~audiodiff.training.diffusion.Objective`, the face :func:`~audiodiff.training.fit` trains
+(``representation``, ``encode_batch``, ``conditioning_inputs``, ``forward(x0, generator) -> loss``,
+``config``, ``save``), so the
 autoencoder gets the same atomic checkpoints, exact resume, EMA, gradient clipping, NaN guard,
 AMP, DDP, time limit and ``log.jsonl`` as a diffusion model.  At step 0 ``fit`` fits the
 ``representation``'s statistics, which here are the autoencoder's own mel statistics (per-bin mean
@@ -31,9 +32,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .audio.autoencoder import MelAutoencoder
-from .errors import ConfigError
-from .train import TrainConfig, check_settings, config_from_dict, fit
+from ..audio.autoencoder import MelAutoencoder
+from ..errors import ConfigError
+from .diffusion import TrainConfig, fit
+from .loop import check_settings, config_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class AutoencoderTrainConfig:
     ``seconds`` (0: whole clips) crops each batch's waveforms to their first ``seconds``; ``kl_weight``
     and ``l2_weight`` weight the KL and L2 terms against the L1 reconstruction.  ``time_limit`` is in
     seconds (0: none): when spent, the run checkpoints, exports and returns normally.  The rest mean
-    what they mean in :class:`~audiodiff.train.TrainConfig`.
+    what they mean in :class:`~audiodiff.training.TrainConfig`.
     """
 
     steps: int = 4000
@@ -86,7 +88,7 @@ class AutoencoderTrainConfig:
 
 
 class AutoencoderObjective(nn.Module):
-    """An autoencoder as :func:`~audiodiff.train.fit` trains it: ``forward(x0, generator)`` is its loss.
+    """An autoencoder as :func:`~audiodiff.training.fit` trains it: ``forward(x0, generator)`` is its loss.
 
     ``representation`` is the autoencoder's :class:`~audiodiff.audio.mel.Mel` (whose statistics
     ``fit`` fits at step 0), clean samples ``x0`` are normalised log-mels ``(B, n_mels, frames)``,
@@ -140,7 +142,7 @@ def train_autoencoder(
 ) -> MelAutoencoder:
     """Train ``autoencoder`` on ``dataset`` (items with a ``"waveform"`` ``(1, S)``), checkpointing in ``run_dir``.
 
-    Fits the autoencoder's mel statistics on the data first, then trains with :func:`audiodiff.train.fit`
+    Fits the autoencoder's mel statistics on the data first, then trains with :func:`audiodiff.training.fit`
     (same run folder layout: ``checkpoints/``, ``log.jsonl``, and ``model/``, the trained
     autoencoder's folder).  Resumes from the latest checkpoint when there is one (and ``resume``).
 

@@ -1,7 +1,7 @@
 """Training a neural vocoder (e.g. :class:`~audiodiff.vocoders.Vocos`) with GAN losses, resumably.
 
     from audiodiff.vocoders import Vocos
-    from audiodiff.vocoders.training import VocoderTrainConfig, train_vocoder
+    from audiodiff.training import VocoderTrainConfig, train_vocoder
     vocoder = Vocos(**model.representation.settings())
     train_vocoder(vocoder, dataset, "runs/vocoder-speech", VocoderTrainConfig(steps=20000, device="cuda"))
 
@@ -25,20 +25,19 @@ Run folder::
     run_dir/checkpoints/latest
     run_dir/log.jsonl                   step, loss, mel_l1, mrstft, adv, fm, disc, lr, grad norms, speed
 
-Checkpoints reuse :mod:`audiodiff.train`'s atomic folder writer, ``latest`` pointer and RNG state, so
-a resumed run continues with the losses of an uninterrupted one (CPU, deterministic kernels).
+The loop, checkpoints and RNG state are :mod:`audiodiff.training.loop`'s and
+:mod:`audiodiff.training.checkpoints`', so a resumed run continues with the losses of an
+uninterrupted one (CPU, deterministic kernels).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -47,14 +46,14 @@ from torch.utils.data import DataLoader, Dataset
 from ..audio.mel import Mel
 from ..checkpoint import read_config, tensors_to_bytes
 from ..errors import ConfigError
-from ..files import json_line
 from ..metrics.spectral import mr_stft_loss
-from ..train import (ResumableSampler, TrainConfig, TrainingError, autocast_dtype, check_settings, checkpoint_step,
-                     config_from_dict, latest_checkpoint, load_weights, lr_factor, read_state, resolve_device,
-                     rng_state, set_rng_state, state_errors, write_checkpoint_folder)
-from .base import Vocoder, save_vocoder_folder
-from .discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator, discriminator_loss,
-                             feature_matching_loss, generator_loss, resolutions_for)
+from ..vocoders.base import Vocoder, save_vocoder_folder
+from ..vocoders.discriminators import (MultiPeriodDiscriminator, MultiResolutionDiscriminator, discriminator_loss,
+                                       feature_matching_loss, generator_loss, resolutions_for)
+from .checkpoints import (checkpoint_step, latest_checkpoint, load_weights, read_state, state_errors,
+                          write_checkpoint_folder)
+from .loop import (ResumableSampler, TrainState, Window, autocast_dtype, check_settings, config_from_dict, jsonable,
+                   lr_factor, resolve_device, rng_state, run_loop, set_rng_state)
 
 log = logging.getLogger(__name__)
 
@@ -167,43 +166,6 @@ def segment_samples(seconds: float, sample_rate: int, hop_length: int) -> int:
 
 
 # -- the loop -----------------------------------------------------------------------------------
-@dataclass
-class _Progress:
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    bad_steps: int = 0
-    skipped_steps: int = 0
-
-
-class _Parts:
-    """The generator, its discriminators, their optimizers and schedules, the mel loss and the RNG."""
-
-    def __init__(self, vocoder: Vocoder, cfg: VocoderTrainConfig, device: torch.device) -> None:
-        settings = vocoder.mel_settings
-        self.generator = vocoder.to(device)
-        self.resolutions = resolutions_for(settings["n_fft"])
-        self.mpd = MultiPeriodDiscriminator(channels=cfg.disc_channels).to(device)
-        self.mrd = MultiResolutionDiscriminator(self.resolutions, channels=cfg.disc_channels).to(device)
-        self.discriminators = nn.ModuleDict({"mpd": self.mpd, "mrd": self.mrd})
-        self.mel = Mel(**settings).to(device)
-        # the warm-up + cosine schedule of audiodiff.train, for both optimizers
-        self.schedule = TrainConfig(steps=cfg.steps, warmup_steps=cfg.warmup_steps, lr_schedule="cosine",
-                                    min_lr_ratio=cfg.min_lr_ratio)
-        self.base_lr = cfg.lr
-        adam = dict(lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None)
-        self.opt_g = torch.optim.AdamW(self.generator.parameters(), **adam)
-        self.opt_d = torch.optim.AdamW(self.discriminators.parameters(), **adam)
-        self.segment_gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
-
-    def set_lr(self, step: int) -> float:
-        """Set both optimizers' learning rate for ``step``; return it."""
-        lr = self.base_lr * lr_factor(step, self.schedule)
-        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
-            group["lr"] = lr
-        return lr
-
-
 def train_vocoder(vocoder: Vocoder, dataset: Dataset, run_dir: str | os.PathLike,
                   config: VocoderTrainConfig | Mapping[str, Any] | None = None, resume: bool = True) -> Vocoder:
     """Train ``vocoder`` (generator) against MPD + MRD discriminators on ``dataset``, checkpointing in ``run_dir``.
@@ -217,59 +179,115 @@ def train_vocoder(vocoder: Vocoder, dataset: Dataset, run_dir: str | os.PathLike
     _check_data(vocoder, dataset)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    parts = _Parts(vocoder, cfg, device)
-    progress = _Progress()
+    trainer = VocoderTrainer(vocoder, cfg, device, run_dir)
+    state = TrainState()
     ckpt = latest_checkpoint(run_dir, CHECKPOINT_FILES) if resume else None
     if ckpt is not None:
-        _restore(ckpt, parts, progress, vocoder)
-    clips, lengths = load_clips(dataset, cfg.num_workers)
-    if len(clips) < cfg.batch_size:
-        raise ConfigError(f"dataset has {len(clips)} clips, fewer than one batch of {cfg.batch_size}")
-    samples = segment_samples(cfg.segment_seconds, vocoder.mel_settings["sample_rate"], vocoder.mel_settings["hop_length"])
-    log.info("vocoder: %s parameters; %d clips; segments of %d samples", f"{_count(vocoder):,}", len(clips), samples)
-    sampler = ResumableSampler(len(clips), cfg.seed)
-    dtype = autocast_dtype(cfg.amp, device)
+        trainer.restore(ckpt, state)
+    trainer.load_data(dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
-    bar = _progress_bar(cfg, progress.step)
-    window = _Window()
-    deadline = time.monotonic() + cfg.time_limit if cfg.time_limit > 0 else None
-    out_of_time = False
-    parts.generator.train()
-    while progress.step < cfg.steps and not out_of_time:
-        order = _epoch_order(sampler, progress.epoch)
-        while (progress.batch_in_epoch + 1) * cfg.batch_size <= len(order):
+    trainer.generator.train()
+    run_loop(trainer, state, cfg)
+    if ckpt is not None and state.step == checkpoint_step(ckpt):
+        save_vocoder_folder(trainer.generator, run_dir / "vocoder")  # nothing left to train: export anyway
+    return trainer.generator.eval()
+
+
+class VocoderTrainer:
+    """The generator, its discriminators, their optimizers and schedule, the mel loss, the data and the RNG
+    of one :func:`train_vocoder` run (a :class:`~audiodiff.training.loop.Trainer`)."""
+
+    name = "vocoder"
+    checkpoint_files = CHECKPOINT_FILES
+    advice = "try a lower lr or grad_clip, amp=none, or check the data"
+    batches_per_step = 1
+
+    def __init__(self, vocoder: Vocoder, cfg: VocoderTrainConfig, device: torch.device, run_dir: Path) -> None:
+        settings = vocoder.mel_settings
+        self.cfg, self.device, self.run_dir = cfg, device, run_dir
+        self.generator = vocoder.to(device)
+        self.resolutions = resolutions_for(settings["n_fft"])
+        self.mpd = MultiPeriodDiscriminator(channels=cfg.disc_channels).to(device)
+        self.mrd = MultiResolutionDiscriminator(self.resolutions, channels=cfg.disc_channels).to(device)
+        self.discriminators = nn.ModuleDict({"mpd": self.mpd, "mrd": self.mrd})
+        self.mel = Mel(**settings).to(device)
+        adam = dict(lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None)
+        self.opt_g = torch.optim.AdamW(self.generator.parameters(), **adam)
+        self.opt_d = torch.optim.AdamW(self.discriminators.parameters(), **adam)
+        self.segment_gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
+        self.dtype = autocast_dtype(cfg.amp, device)
+        self.samples_per_step = cfg.batch_size
+
+    def set_lr(self, step: int) -> float:
+        """Set both optimizers' learning rate for ``step`` (warm-up, then cosine decay); return it."""
+        cfg = self.cfg
+        lr = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+            group["lr"] = lr
+        return lr
+
+    def load_data(self, dataset: Dataset) -> None:
+        """Decode the clips into memory; the segment length; the per-epoch shuffle."""
+        cfg, settings = self.cfg, self.generator.mel_settings
+        self.clips, self.lengths = load_clips(dataset, cfg.num_workers)
+        if len(self.clips) < cfg.batch_size:
+            raise ConfigError(f"dataset has {len(self.clips)} clips, fewer than one batch of {cfg.batch_size}")
+        self.samples = segment_samples(cfg.segment_seconds, settings["sample_rate"], settings["hop_length"])
+        log.info("vocoder: %s parameters; %d clips; segments of %d samples",
+                 f"{sum(p.numel() for p in self.generator.parameters()):,}", len(self.clips), self.samples)
+        self.sampler = ResumableSampler(len(self.clips), cfg.seed)
+
+    def batches(self, state: TrainState) -> Iterator[tuple[torch.Tensor, float]]:
+        """Random ``(B, 1, samples)`` segments of the clips in this epoch's order (from ``(seed, epoch)``)."""
+        batch_size = self.cfg.batch_size
+        self.sampler.set_position(state.epoch, 0)
+        order = self.sampler.indices()
+        while (state.batch_in_epoch + 1) * batch_size <= len(order):
             t0 = time.perf_counter()
-            parts.set_lr(progress.step)
-            start = progress.batch_in_epoch * cfg.batch_size
-            wave = random_segments(clips, lengths, order[start:start + cfg.batch_size], samples, parts.segment_gen)
-            figures, ok = _train_step(parts, wave.to(device), progress.step >= cfg.gan_start, cfg, dtype)
-            progress.batch_in_epoch += 1
-            _after_step(progress, ok, cfg, run_dir)
-            progress.step += 1
-            window.add(figures, cfg.batch_size, time.perf_counter() - t0)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(mel_l1=f"{figures['mel_l1']:.3f}", refresh=False)
-            if progress.step % cfg.log_every == 0 or progress.step == cfg.steps:
-                _log(run_dir / "log.jsonl", progress, window, parts)
-            out_of_time = deadline is not None and time.monotonic() > deadline
-            if progress.step % cfg.checkpoint_every == 0 or progress.step == cfg.steps or out_of_time:
-                _checkpoint(run_dir, parts, progress, cfg)
-            if progress.step >= cfg.steps or out_of_time:
-                break
-        else:  # the epoch ran out
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-    if bar is not None:
-        bar.close()
-    if out_of_time:
-        log.warning("time limit of %.0f s reached at step %d of %d; checkpoint saved (run again to resume)",
-                    cfg.time_limit, progress.step, cfg.steps)
-    if progress.skipped_steps:
-        log.warning("skipped %d steps with a non-finite loss or gradient", progress.skipped_steps)
-    if ckpt is not None and progress.step == checkpoint_step(ckpt):
-        save_vocoder_folder(parts.generator, run_dir / "vocoder")  # nothing left to train: export anyway
-    return parts.generator.eval()
+            start = state.batch_in_epoch * batch_size
+            wave = random_segments(self.clips, self.lengths, order[start:start + batch_size], self.samples,
+                                   self.segment_gen)
+            yield wave.to(self.device), time.perf_counter() - t0
+
+    def step(self, wave: torch.Tensor, state: TrainState) -> tuple[dict[str, float], bool]:
+        self.set_lr(state.step)
+        return _train_step(self, wave, state.step >= self.cfg.gan_start, self.cfg, self.dtype)
+
+    def postfix(self, figures: Mapping[str, float]) -> dict[str, str]:
+        return {"mel_l1": f"{figures['mel_l1']:.3f}"}
+
+    def log_record(self, state: TrainState, window: Window) -> dict[str, Any]:
+        return {"step": state.step, "epoch": state.epoch, **{k: window.mean(k) for k in LOG_KEYS},
+                "lr": self.opt_g.param_groups[0]["lr"], "steps_per_s": window.per_second(window.steps),
+                "samples_per_s": window.per_second(window.samples), "skipped_steps": state.skipped_steps}
+
+    def checkpoint(self, state: TrainState) -> None:
+        """Write ``checkpoints/step_XXXXXXX`` and export the generator to ``run_dir/vocoder``."""
+        saved = {**state.saved(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                 "rng": rng_state(self.segment_gen), "train_config": jsonable(asdict(self.cfg))}
+        files = {"generator.safetensors": tensors_to_bytes(self.generator.state_dict()),
+                 "discriminators.safetensors": tensors_to_bytes(self.discriminators.state_dict())}
+        config = {"vocoder": jsonable(self.generator.config()), "training": saved["train_config"]}
+        write_checkpoint_folder(self.run_dir, saved, files, config, self.cfg.keep_last)
+        save_vocoder_folder(self.generator, self.run_dir / "vocoder")
+
+    def after_step(self, state: TrainState) -> None:
+        pass
+
+    def restore(self, ckpt: Path, state: TrainState) -> None:
+        saved_config = read_config(ckpt).get("vocoder")
+        if saved_config != jsonable(self.generator.config()):
+            raise ConfigError(f"checkpoint {ckpt} is of another vocoder config ({saved_config}); "
+                              "use a new run_dir or the same vocoder")
+        load_weights(self.generator, ckpt, "generator.safetensors")
+        load_weights(self.discriminators, ckpt, "discriminators.safetensors")
+        saved = read_state(ckpt)
+        with state_errors(ckpt):
+            self.opt_g.load_state_dict(saved["opt_g"])
+            self.opt_d.load_state_dict(saved["opt_d"])
+            set_rng_state(saved["rng"], self.segment_gen)
+            state.restore(saved)
+        log.info("resumed vocoder training from %s (step %d)", ckpt, state.step)
 
 
 def _check_data(vocoder: Vocoder, dataset: Dataset) -> None:
@@ -280,13 +298,7 @@ def _check_data(vocoder: Vocoder, dataset: Dataset) -> None:
         raise ConfigError(f"dataset sample rate {rate} differs from the vocoder's {vocoder.mel_settings['sample_rate']}")
 
 
-def _epoch_order(sampler: ResumableSampler, epoch: int) -> list[int]:
-    """This epoch's shuffled clip order (from ``(seed, epoch)``: the same after a resume)."""
-    sampler.set_position(epoch, 0)
-    return sampler.indices()
-
-
-def _train_step(parts: _Parts, wave: torch.Tensor, adversarial: bool, cfg: VocoderTrainConfig,
+def _train_step(parts: VocoderTrainer, wave: torch.Tensor, adversarial: bool, cfg: VocoderTrainConfig,
                 dtype: torch.dtype | None) -> tuple[dict[str, float], bool]:
     """One discriminator step (when ``adversarial``) and one generator step on ``(B, 1, S)`` audio."""
     autocast = torch.autocast(wave.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
@@ -325,14 +337,14 @@ def _judge(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[lis
             [[f[:b] for f in fs] for fs in features], [[f[b:] for f in fs] for fs in features])
 
 
-def _discriminator_loss(parts: _Parts, real: torch.Tensor, fake: torch.Tensor, cfg: VocoderTrainConfig) -> torch.Tensor:
+def _discriminator_loss(parts: VocoderTrainer, real: torch.Tensor, fake: torch.Tensor, cfg: VocoderTrainConfig) -> torch.Tensor:
     """Hinge loss of the MPD plus ``mrd_weight`` times that of the MRD (Vocos, section 3.3)."""
     real_mpd, fake_mpd, _, _ = _judge(parts.mpd, real, fake)
     real_mrd, fake_mrd, _, _ = _judge(parts.mrd, real, fake)
     return discriminator_loss(real_mpd, fake_mpd) + cfg.mrd_weight * discriminator_loss(real_mrd, fake_mrd)
 
 
-def _generator_gan_losses(parts: _Parts, real: torch.Tensor, fake: torch.Tensor,
+def _generator_gan_losses(parts: VocoderTrainer, real: torch.Tensor, fake: torch.Tensor,
                           cfg: VocoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """``(adversarial, feature matching)`` generator losses, MRD terms weighted by ``mrd_weight``.
 
@@ -361,102 +373,3 @@ def _optimizer_step(optimizer: torch.optim.Optimizer, module: nn.Module, loss: t
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return norm_value, bool(ok)
-
-
-def _after_step(progress: _Progress, ok: bool, cfg: VocoderTrainConfig, run_dir: Path) -> None:
-    if ok:
-        progress.bad_steps = 0
-        return
-    progress.bad_steps += 1
-    progress.skipped_steps += 1
-    log.warning("vocoder step %d: non-finite loss or gradient; step skipped", progress.step)
-    if progress.bad_steps >= cfg.max_bad_steps:
-        last = latest_checkpoint(run_dir, CHECKPOINT_FILES)
-        raise TrainingError(
-            f"vocoder loss or gradient was NaN/inf for {progress.bad_steps} steps in a row at step {progress.step}; "
-            f"try a lower lr or grad_clip, amp=none, or check the data; last good checkpoint: {last or 'none yet'}")
-
-
-# -- logging and checkpoints ---------------------------------------------------------------------
-class _Window:
-    """Running means between two log lines."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.steps, self.samples, self.time = 0, 0, 0.0
-
-    def add(self, figures: Mapping[str, float], samples: int, seconds: float) -> None:
-        for key, value in figures.items():
-            if math.isfinite(value):
-                self.sums[key] = self.sums.get(key, 0.0) + value
-                self.counts[key] = self.counts.get(key, 0) + 1
-        self.steps += 1
-        self.samples += samples
-        self.time += seconds
-
-    def means(self) -> dict[str, float | None]:
-        return {k: self.sums[k] / self.counts[k] if self.counts.get(k) else None for k in LOG_KEYS}
-
-
-def _log(path: Path, progress: _Progress, window: _Window, parts: _Parts) -> None:
-    record = {"step": progress.step, "epoch": progress.epoch, **window.means(),
-              "lr": parts.opt_g.param_groups[0]["lr"],
-              "steps_per_s": window.steps / window.time if window.time else None,
-              "samples_per_s": window.samples / window.time if window.time else None,
-              "skipped_steps": progress.skipped_steps}
-    with open(path, "a") as f:
-        f.write(json_line(record))
-    window.reset()
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
-
-
-def _checkpoint(run_dir: Path, parts: _Parts, progress: _Progress, cfg: VocoderTrainConfig) -> None:
-    state = {
-        "step": progress.step, "epoch": progress.epoch, "batch_in_epoch": progress.batch_in_epoch,
-        "skipped_steps": progress.skipped_steps,
-        "opt_g": parts.opt_g.state_dict(), "opt_d": parts.opt_d.state_dict(),
-        "rng": rng_state(parts.segment_gen), "train_config": _jsonable(asdict(cfg)),
-    }
-    files = {"generator.safetensors": tensors_to_bytes(parts.generator.state_dict()),
-             "discriminators.safetensors": tensors_to_bytes(parts.discriminators.state_dict())}
-    config = {"vocoder": _jsonable(parts.generator.config()), "training": state["train_config"]}
-    write_checkpoint_folder(run_dir, state, files, config, cfg.keep_last)
-    save_vocoder_folder(parts.generator, run_dir / "vocoder")
-
-
-def _restore(ckpt: Path, parts: _Parts, progress: _Progress, vocoder: Vocoder) -> None:
-    saved = read_config(ckpt).get("vocoder")
-    if saved != _jsonable(vocoder.config()):
-        raise ConfigError(f"checkpoint {ckpt} is of another vocoder config ({saved}); use a new run_dir or the same vocoder")
-    load_weights(parts.generator, ckpt, "generator.safetensors")
-    load_weights(parts.discriminators, ckpt, "discriminators.safetensors")
-    state = read_state(ckpt)
-    with state_errors(ckpt):
-        parts.opt_g.load_state_dict(state["opt_g"])
-        parts.opt_d.load_state_dict(state["opt_d"])
-        set_rng_state(state["rng"], parts.segment_gen)
-        progress.step, progress.epoch = int(state["step"]), int(state["epoch"])
-        progress.batch_in_epoch, progress.skipped_steps = int(state["batch_in_epoch"]), int(state["skipped_steps"])
-    log.info("resumed vocoder training from %s (step %d)", ckpt, progress.step)
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def _progress_bar(cfg: VocoderTrainConfig, start: int):
-    if not cfg.progress:
-        return None
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=cfg.steps, initial=start, desc="vocoder", unit="step", dynamic_ncols=True,
-                mininterval=0.1 if sys.stderr.isatty() else 30.0)
