@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "else the one named like the model: music, sfx)")
     ev.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     ev.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
+    ev.add_argument("--sampler-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="sampler option, e.g. variance=analytic (repeatable)")
     ev.add_argument("--spacing", choices=list(SPACINGS), default=None)
     ev.add_argument("--sigma-min", type=float, default=None,
                     help="last noise level before the final step to 0 (default: the model's)")
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="vlb: timesteps sampled (default: all); ode: Heun steps (default 64)")
     lik.add_argument("--bin-width", type=float, default=None,
                      help="bin width in normalised feature units (default 2/255)")
+    lik.add_argument("--variance", choices=["posterior", "beta", "analytic", "learned"], default="posterior",
+                     help="vlb: the reverse step's variance (default posterior, beta_tilde); analytic needs the "
+                          "model's table (`audiodiff variance`), learned a model trained with it")
     lik.add_argument("--prompt", "-p", default=None, help="condition on this prompt (default: the null condition)")
     lik.add_argument("--seed", type=int, default=0)
     lik.add_argument("--batch-size", type=_positive_int, default=8)
@@ -173,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     lik.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     lik.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     lik.set_defaults(func=cmd_likelihood)
+
+    avar = sub.add_parser("variance", help="estimate a model's analytic reverse variance (Analytic-DPM) and save "
+                                           "a copy of the model that carries it")
+    avar.add_argument("--model", "-m", required=True, help="shipped model name, model folder or hf://org/repo")
+    source = avar.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a manifest (JSONL) of real clips to estimate from")
+    source.add_argument("--from-samples", action="store_true", help="estimate from the model's own samples instead")
+    avar.add_argument("--split", default="train", help="manifest split to read (train, valid, test or all; default train)")
+    avar.add_argument("--crop", choices=["start", "center", "random"], default="start",
+                      help="where longer files are cut (default: start, as the recipes train)")
+    avar.add_argument("--trim-db", type=float, default=None, help="trim silence quieter than this many dB below the peak")
+    avar.add_argument("--loudness-db", type=float, default=None, help="normalise each file to this RMS in dBFS (e.g. -20)")
+    avar.add_argument("--clips", type=_positive_int, default=256, help="clips to average over (default 256)")
+    avar.add_argument("--levels", type=_positive_int, default=32, help="noise levels in the table (default 32)")
+    avar.add_argument("--seed", type=int, default=0)
+    avar.add_argument("--batch-size", type=_positive_int, default=16)
+    avar.add_argument("--out", required=True, help="the model folder to write (the model, plus its table)")
+    avar.add_argument("--overwrite", action="store_true", help="replace --out's model if it exists")
+    avar.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    avar.set_defaults(func=cmd_variance)
 
     ui = sub.add_parser("ui", help="serve a web page to make and edit clips (needs the ui extra)")
     ui.add_argument("--model", "-m", action="append", default=None,
@@ -518,7 +543,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         split = None if args.split == "all" else args.split
         report = evaluate_manifest(model, args.reference, args.num_samples, split, judge=judge, prompts=prompts,
-                                   steps=args.steps, seed=args.seed, sampler=args.sampler,
+                                   steps=args.steps, seed=args.seed, sampler=_sampler_spec(args, model),
                                    guidance_scale=args.guidance_scale, batch_size=args.batch_size,
                                    max_reference=args.max_reference, resynthesize=args.resynthesize,
                                    callback=callback, vocoder=args.vocoder, spacing=args.spacing,
@@ -545,10 +570,39 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     model = load(args.model, device=_device(args.device))
     bin_width = DEFAULT_BIN_WIDTH if args.bin_width is None else args.bin_width
     results = likelihood_of_files(model, args.files, method=args.method, steps=args.steps, bin_width=bin_width,
-                                  seed=args.seed, batch_size=args.batch_size, prompt=args.prompt)
+                                  seed=args.seed, batch_size=args.batch_size, prompt=args.prompt,
+                                  variance=args.variance)
     print(format_table(results))
     write_json(out, results, args.overwrite)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_variance(args: argparse.Namespace) -> int:
+    import torch
+
+    from .files import check_target
+    from .hub import load
+    from .variance import data_batches, estimate_eps_sq, sample_batches, stored_dtype, with_analytic_variance
+
+    out = Path(args.out)
+    check_target(out / "config.json", args.overwrite)
+    model = load(args.model, device=_device(args.device))
+    generator = torch.Generator().manual_seed(checks.seed(args.seed))
+    if args.from_samples:
+        batches, source = sample_batches(model, args.clips, args.batch_size, args.seed), "samples"
+    else:
+        from .data import AudioDataset, read_manifest
+
+        items = read_manifest(args.data, split=None if args.split == "all" else args.split)
+        dataset = AudioDataset(items, sample_rate=model.sample_rate, seconds=model.seconds, crop=args.crop,
+                               trim_silence_db=args.trim_db, loudness_normalize=args.loudness_db)
+        batches, source = data_batches(model, dataset, args.clips, args.batch_size), f"data:{args.split}"
+    table, clips = estimate_eps_sq(model, batches, args.levels, generator)
+    with_analytic_variance(model, table, source, clips).save(out, stored_dtype(getattr(model, "source", None)))
+    print(f"Gamma = E||eps||^2/d from {clips} clips ({source}): " +
+          ", ".join(f"{v:.3f} @ sigma {s:.3g}" for s, v in list(zip(table.sigmas, table.values))[::max(1, args.levels // 6)]))
+    print(f"wrote {out} (use it with --sampler ddpm --sampler-arg variance=analytic)")
     return 0
 
 

@@ -12,6 +12,7 @@ usual, each further one inpaints its overlap with the tail so far (:func:`audiod
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ import torch
 from . import __version__, checks
 from .audio.io import save_audio
 from .diffusion.guidance import guided_denoiser
+from .diffusion.variance import with_variance
 from .diffusion.samplers import Sampler
 from .errors import AudiodiffError, ConfigError, shorten
 from .files import atomic_write_bytes, check_target, json_bytes
@@ -142,10 +144,22 @@ def resolve_sampler(spec: str | Mapping[str, Any] | Sampler | Callable | None, m
     if spec is None:
         spec = model.config["sampler"]
     if isinstance(spec, (str, Mapping)):
-        return check_sampler_options(build("sampler", spec))
+        return check_sampler_options(with_model_statistics(build("sampler", spec), model))
     if callable(spec):
-        return spec
+        return with_model_statistics(spec, model)
     raise ConfigError(f"sampler must be a name, a config or a sampler object, got {type(spec).__name__}")
+
+
+def with_model_statistics(sampler: Any, model: DiffusionModel) -> Any:
+    """``sampler``, given the model's eps-square table if it is a ``ddpm`` sampler with
+    ``variance="analytic"`` and no table of its own (Bao et al. 2022; :mod:`audiodiff.variance`)."""
+    if getattr(sampler, "variance", None) != "analytic" or getattr(sampler, "eps_sq", ()) is not None:
+        return sampler
+    table = model.eps_square_table()
+    if table is None:
+        raise ConfigError(f"model {model.config.get('name', 'in use')!r} has no analytic-variance statistic; estimate it "
+                          f"once with `audiodiff variance --model MODEL --data MANIFEST --out DIR` and use that folder")
+    return dataclasses.replace(sampler, eps_sq=table.pairs())
 
 
 def check_sampler_options(sampler: Any) -> Any:
@@ -211,7 +225,7 @@ def run_sampler(model: DiffusionModel, x: torch.Tensor, sigmas: torch.Tensor, sa
                 callback: Callable[[dict[str, Any]], None] | None = None,
                 denoise_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Run ``sampler`` from ``x`` (at ``sigmas[0]``) with the model's denoiser (or ``denoise_fn``)."""
-    denoise_fn = denoise_fn or model.denoise
+    denoise_fn = denoise_fn or model_denoiser(model, {})
     generator = PerRowGenerator(generators) if generators is not None else None
     with torch.inference_mode():
         return sampler(denoise_fn, x, sigmas.to(x.device), generator=generator, callback=callback)
@@ -280,11 +294,10 @@ def conditioned_denoiser(model: DiffusionModel, prompts: list[str], negatives: l
     prompt with no negative, or ``guidance_scale == 1`` (the plain conditional denoiser).
     """
     if not model.is_conditional:
-        return model.denoise
+        return model_denoiser(model, {})
     unguided = guidance_scale == 1.0 or (negatives is None and not any(prompts))
     if unguided:
-        inputs = model.encode_prompts(prompts)
-        return lambda x, sigma: model.denoise(x, sigma, **inputs)
+        return model_denoiser(model, model.encode_prompts(prompts))
     return inputs_denoiser(model, model.encode_prompts(prompts), negatives and model.encode_prompts(negatives),
                            guidance_scale, guidance_rescale)
 
@@ -299,13 +312,24 @@ def inputs_denoiser(model: DiffusionModel, cond: dict[str, torch.Tensor], uncond
     then it makes the two passes of classifier-free guidance with its own conditional denoiser (scale 1).
     """
     if guidance_scale == 1.0:
-        return lambda x, sigma: model.denoise(x, sigma, **cond)
+        return model_denoiser(model, cond)
     if model.takes_guidance and uncond is None and guidance_rescale == 0.0:
-        return lambda x, sigma: model.denoise(x, sigma, guidance=guidance_scale, **cond)
+        return model_denoiser(model, cond, guidance=guidance_scale)
     if uncond is None:
         uncond = model.encode_prompts([""] * _rows(cond))
     both = model.paired_inputs(cond, uncond)
-    return guided_denoiser(lambda x2, s2: model.denoise(x2, s2, **both), guidance_scale, guidance_rescale)
+    return guided_denoiser(model_denoiser(model, both), guidance_scale, guidance_rescale)
+
+
+def model_denoiser(model: DiffusionModel, inputs: Mapping[str, Any], **extra: Any):
+    """``(x, sigma) -> model.denoise(x, sigma, **extra, **inputs)``; for a learned-variance model also
+    its ``with_variance`` (:func:`~audiodiff.diffusion.variance.with_variance`)."""
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return model.denoise(x, sigma, **extra, **inputs)
+
+    if not model.learns_variance:
+        return denoise
+    return with_variance(denoise, lambda x, sigma: model.denoise_with_variance(x, sigma, **extra, **inputs))
 
 
 def _rows(inputs: Mapping[str, torch.Tensor]) -> int:

@@ -40,6 +40,8 @@ import torch
 
 from .diffusion.samplers import noise_like
 from .diffusion.schedules import VPSchedule
+from .diffusion.variance import (KINDS as VARIANCE_KINDS, EpsSquareTable, beta_variance, gaussian_kl,
+                                 posterior_variance, reverse_variance, with_variance)
 from . import checks
 from .errors import AudiodiffError, ConfigError
 
@@ -76,9 +78,23 @@ def _sum_per_example(x: torch.Tensor) -> torch.Tensor:
 
 
 def _denoiser(model: Denoiser, net_kwargs: Mapping[str, Any] | None) -> ScalarDenoise:
-    """``(x, sigma) -> D(x, sigma)`` at one scalar ``sigma`` for the whole batch."""
+    """``(x, sigma) -> D(x, sigma)`` at one scalar ``sigma`` for the whole batch (with ``with_variance``
+    for a learned-variance model)."""
     kwargs = dict(net_kwargs or {})
-    return lambda x, sigma: model.denoise(x, x.new_full((x.shape[0],), float(sigma)), **kwargs)
+    denoise = lambda x, sigma: model.denoise(x, x.new_full((x.shape[0],), float(sigma)), **kwargs)  # noqa: E731
+    if not getattr(model, "learns_variance", False):
+        return denoise
+    return with_variance(denoise, lambda x, sigma: model.denoise_with_variance(
+        x, x.new_full((x.shape[0],), float(sigma)), **kwargs))
+
+
+def _with_fraction(denoise: ScalarDenoise, variance: str):
+    """``(x, sigma) -> (D, v)``; ``v`` is ``None`` unless ``variance`` is ``"learned"``."""
+    if variance != "learned":
+        return lambda x, sigma: (denoise(x, sigma), None)
+    if not hasattr(denoise, "with_variance"):
+        raise ConfigError("variance 'learned' needs a model trained with a learned variance")
+    return denoise.with_variance
 
 
 def check_bin_width(bin_width: float | None) -> None:
@@ -112,20 +128,41 @@ def log_bin_mass(x: torch.Tensor, mean: torch.Tensor, std: float, width: float) 
     return log_hi + torch.log(-torch.expm1(log_lo - log_hi))
 
 
-def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
+def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
     """``log N(x; mean, std^2)`` elementwise."""
-    return -0.5 * ((x - mean) / std) ** 2 - math.log(std) - 0.5 * math.log(2 * math.pi)
+    log_std = math.log(std) if isinstance(std, float) else torch.as_tensor(std).log()
+    return -0.5 * ((x - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
 
 
 def decoder_nll(denoise: ScalarDenoise, x0: torch.Tensor, schedule: VPSchedule, generator: Any,
-                bin_width: float | None) -> torch.Tensor:
-    """``L_0 = -log p(x0 | x_1)`` ``(B,)`` (Ho et al. 2020, eq. 13): mean ``x0_hat(x_1)``, variance ``beta_1``."""
+                bin_width: float | None, variance: str = "posterior", eps_sq: EpsSquareTable | None = None) -> torch.Tensor:
+    """``L_0 = -log p(x0 | x_1)`` ``(B,)`` (Ho et al. 2020, eq. 13): mean ``x0_hat(x_1)``, variance ``beta_1``
+    (:func:`decoder_variance` for the other reverse variances)."""
     sigma = float(schedule.sigmas[0])
-    mean = denoise(x0 + sigma * noise_like(x0, generator), sigma)
-    std = math.sqrt(1 - float(schedule.alphas_cumprod[0]))  # sqrt(beta_1)
+    x = x0 + sigma * noise_like(x0, generator)
+    if variance == "posterior" or variance == "beta":
+        mean, std = denoise(x, sigma), math.sqrt(1 - float(schedule.alphas_cumprod[0]))  # sqrt(beta_1)
+    else:
+        mean, fraction = _with_fraction(denoise, variance)(x, sigma)
+        std = decoder_variance(schedule, variance, fraction, eps_sq).sqrt()
     if bin_width is None:
         return -_sum_per_example(gaussian_log_density(x0, mean, std))
     return -_sum_per_example(log_bin_mass(x0, mean, std, bin_width))
+
+
+def decoder_variance(schedule: VPSchedule, variance: str, fraction: torch.Tensor | None,
+                     eps_sq: EpsSquareTable | None) -> torch.Tensor:
+    """The decoder's variance for a learned or analytic reverse variance, between ``beta_1`` and the
+    clipped posterior variance ``beta_tilde_2`` (Nichol & Dhariwal 2021's ``log_variance_clipped``;
+    ``beta_tilde_1`` is 0): learned interpolates them in log; analytic is ``sigma_1^2 (1 - Gamma)``
+    (Bao et al. 2022, theorem 1 at ``n = 1``), kept within them."""
+    s1, s2 = schedule.sigmas[0].double(), schedule.sigmas[1].double()
+    beta_1 = beta_variance(s1, s1.new_zeros(()))
+    clipped = posterior_variance(s2, s1) / (1 + s1**2)  # beta_tilde_2 in x_1's scale
+    if variance == "learned":
+        return (fraction * beta_1.log().float() + (1 - fraction) * clipped.log().float()).exp()
+    gamma = eps_sq(s1.float())
+    return (s1.float() ** 2 * (1 - gamma.clamp(0, 1))).clamp(float(clipped), float(beta_1))
 
 
 def kl_weights(schedule: VPSchedule) -> torch.Tensor:
@@ -158,9 +195,27 @@ def vlb_timesteps(schedule: VPSchedule, steps: int | None,
     return idx + 1, 1 / (steps * q[idx])
 
 
+def reverse_kl(denoise: ScalarDenoise, x0: torch.Tensor, sigma: float, sigma_next: float, variance: str,
+               eps_sq: EpsSquareTable | None, generator: Any) -> torch.Tensor:
+    """``L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))`` ``(B,)`` in nats for the step ``sigma ->
+    sigma_next`` with the model's posterior mean and a reverse variance of any kind
+    (:func:`~audiodiff.diffusion.variance.reverse_variance`), in sigma space (a KL is unchanged by the
+    common rescaling into ``x_t``)."""
+    x = x0 + sigma * noise_like(x0, generator)
+    denoised, fraction = _with_fraction(denoise, variance)(x, sigma)
+    s, s_next = torch.tensor(sigma, dtype=x0.dtype), torch.tensor(sigma_next, dtype=x0.dtype)
+    keep = (s_next / s) ** 2  # the posterior mean keeps this much of x - x0
+    true_mean, model_mean = x0 + keep * (x - x0), denoised + keep * (x - denoised)
+    gamma = eps_sq(s) if variance == "analytic" else None
+    model_var = reverse_variance(variance, s, s_next, fraction, gamma)
+    true_log_var = posterior_variance(s, s_next).log()
+    return _sum_per_example(gaussian_kl(true_mean, true_log_var, model_mean, model_var.log().expand_as(x0)))
+
+
 def bits_per_dim_vlb(model: Denoiser, x0: torch.Tensor, steps: int | None = None,
                      generator: torch.Generator | None = None, bin_width: float | None = DEFAULT_BIN_WIDTH,
-                     net_kwargs: Mapping[str, Any] | None = None) -> torch.Tensor:
+                     net_kwargs: Mapping[str, Any] | None = None, variance: str = "posterior",
+                     eps_sq: EpsSquareTable | None = None) -> torch.Tensor:
     """Upper bound on ``-log2 P(x0) / D`` from the variational bound (Ho et al. 2020, eq. 5).
 
     Args:
@@ -170,22 +225,34 @@ def bits_per_dim_vlb(model: Denoiser, x0: torch.Tensor, steps: int | None = None
         generator: source of the diffusion noise and the timestep draws.
         bin_width: decoder bin width in feature units, or ``None`` for a continuous density.
         net_kwargs: conditioning inputs passed to ``model.denoise``.
+        variance: the reverse variance of ``p(x_{t-1} | x_t)``: ``"posterior"`` (``beta_tilde``, Ho et al.'s
+            choice), ``"beta"``, ``"learned"`` (a model trained with it) or ``"analytic"`` (with ``eps_sq``);
+            see :mod:`audiodiff.diffusion.variance`.
+        eps_sq: Analytic-DPM's ``Gamma(sigma)`` table (``variance="analytic"``).
 
     Returns:
         ``(B,)`` bits per dimension (``steps + 1`` denoiser calls, no gradients).
     """
     check_bin_width(bin_width)
+    if variance not in VARIANCE_KINDS:
+        raise ConfigError(f"unknown reverse variance {variance!r}; valid: {', '.join(VARIANCE_KINDS)}")
+    if variance == "analytic" and eps_sq is None:
+        raise ConfigError("variance 'analytic' needs the model's eps-square table (`audiodiff variance`)")
     schedule = model.schedule
     denoise = _denoiser(model, net_kwargs)
     weights = kl_weights(schedule)
     ks, importance = vlb_timesteps(schedule, steps, generator)
     with torch.no_grad():
         nats = prior_kl(x0, float(schedule.alphas_cumprod[-1]))
-        nats = nats + decoder_nll(denoise, x0, schedule, generator, bin_width)
+        nats = nats + decoder_nll(denoise, x0, schedule, generator, bin_width, variance, eps_sq)
         for k, iw in zip(ks.tolist(), importance.tolist()):
             sigma = float(schedule.sigmas[k])
-            x0_hat = denoise(x0 + sigma * noise_like(x0, generator), sigma)
-            nats = nats + iw * float(weights[k]) * _sum_per_example((x0 - x0_hat) ** 2)
+            if variance == "posterior":  # equal variances: the closed form
+                x0_hat = denoise(x0 + sigma * noise_like(x0, generator), sigma)
+                term = float(weights[k]) * _sum_per_example((x0 - x0_hat) ** 2)
+            else:
+                term = reverse_kl(denoise, x0, sigma, float(schedule.sigmas[k - 1]), variance, eps_sq, generator)
+            nats = nats + iw * term
     return to_bits_per_dim(nats, x0)
 
 
@@ -295,13 +362,14 @@ def prompt_inputs(model: DiffusionModel, prompt: str | None, batch: int) -> dict
 def likelihood_of_files(model: DiffusionModel, paths: Sequence[str | os.PathLike], method: str = "vlb",
                         steps: int | None = None, bin_width: float | None = DEFAULT_BIN_WIDTH, seed: int = 0,
                         batch_size: int = 8, prompt: str | None = None,
-                        hutchinson_samples: int = 1) -> list[dict[str, Any]]:
+                        hutchinson_samples: int = 1, variance: str = "posterior") -> list[dict[str, Any]]:
     """Bits per dimension of audio files under ``model``.
 
     Each file is loaded at the model's rate, cropped or zero-padded to the model's window
     ``model.seconds`` and encoded; then scored with :func:`bits_per_dim_vlb` (``method="vlb"``;
     ``steps=None``: every timestep) or :func:`bits_per_dim_ode` (``"ode"``; ``steps=None``: :data:`ODE_STEPS`).
-    All noise comes from one generator seeded with ``seed``.
+    All noise comes from one generator seeded with ``seed``.  ``variance`` is the VLB's reverse variance
+    (:func:`bits_per_dim_vlb`; ``"analytic"`` reads the model's stored table).
 
     Returns:
         One dict per file: ``path``, ``bits_per_dim``, ``method``, ``steps``, ``bin_width``, ``dims``
@@ -315,6 +383,7 @@ def likelihood_of_files(model: DiffusionModel, paths: Sequence[str | os.PathLike
         steps = model.schedule.num_steps - 1 if method == "vlb" else ODE_STEPS
     steps = checks.integer("steps", steps, 1)
     generator = torch.Generator().manual_seed(checks.seed(seed))
+    eps_sq = _stored_table(model) if variance == "analytic" else None
     results: list[dict[str, Any]] = []
     for start in range(0, len(paths), batch_size):
         batch = [str(p) for p in paths[start:start + batch_size]]
@@ -322,18 +391,25 @@ def likelihood_of_files(model: DiffusionModel, paths: Sequence[str | os.PathLike
         net_kwargs = prompt_inputs(model, prompt, len(batch))
         kwargs = {"generator": generator, "bin_width": bin_width, "net_kwargs": net_kwargs}
         if method == "vlb":
-            bpd = bits_per_dim_vlb(model, x0, steps=steps, **kwargs)
+            bpd = bits_per_dim_vlb(model, x0, steps=steps, variance=variance, eps_sq=eps_sq, **kwargs)
         else:
             bpd = bits_per_dim_ode(model, x0, steps=steps, hutchinson_samples=hutchinson_samples, **kwargs)
         bad = [p for p, b in zip(batch, bpd.tolist()) if not math.isfinite(b)]
         if bad:
             raise AudiodiffError(f"bits per dimension of {bad[0]} is not finite (the model or the file is broken); "
                                  "nothing was written")
-        common = {"method": method, "steps": steps, "bin_width": bin_width, "dims": x0[0].numel(),
+        common = {"method": method, "variance": variance if method == "vlb" else None, "steps": steps, "bin_width": bin_width, "dims": x0[0].numel(),
                   "window": model.seconds}
         results += [{"path": p, "bits_per_dim": b, "seconds": s, **common}
                     for p, b, s in zip(batch, bpd.tolist(), seconds)]
     return results
+
+
+def _stored_table(model: DiffusionModel) -> EpsSquareTable:
+    table = model.eps_square_table()
+    if table is None:
+        raise ConfigError("this model has no analytic-variance table; estimate one with `audiodiff variance`")
+    return table
 
 
 def format_table(results: Sequence[Mapping[str, Any]]) -> str:

@@ -28,6 +28,7 @@ from . import __version__, checks
 from .checkpoint import CONFIG_NAME, path_in_folder, read_config, read_tensors, save_folder
 from .errors import ConfigError, ModelLoadError, SettingsMismatchError, shorten
 from .conditioning import CROSS_ROUTES, GLOBAL_ROUTES, concat_net_inputs, drop_prompts, keep_mask, net_inputs
+from .diffusion.variance import EpsSquareTable, hybrid_vlb_term, variance_fraction
 from .registry import build
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -51,7 +52,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 #: top-level config keys; anything else is an error (typos must not be ignored)
 CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training",
-                                     "sigmas", "distillation"}
+                                     "sigmas", "distillation", "variance", "analytic_variance"}
+#: the reverse variance a model's net may learn (``"variance"`` in its config; absent means fixed)
+VARIANCES = ("fixed", "learned")
 COMPONENT_KEYS = ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler")
 #: subfolder of a model folder holding a trained vocoder (config.json + model.safetensors) that is its default
 VOCODER_DIR = "vocoder"
@@ -73,11 +76,16 @@ class DiffusionModel(nn.Module):
             :data:`DEFAULT_CONFIG`.  A distilled student (:mod:`audiodiff.distill`) also carries
             ``sigmas``, the exact ladder it was trained to walk (its default when ``steps`` is
             not changed), and ``distillation``, a record of its teacher and training.
+            ``"variance": "learned"`` gives the net a second output per element, the reverse
+            variance's interpolation (:mod:`audiodiff.diffusion.variance`; Nichol & Dhariwal 2021);
+            ``analytic_variance`` holds the statistic of the ``ddpm`` sampler's ``variance="analytic"``
+            (:mod:`audiodiff.variance`).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         config = _complete_config(config or {})
+        self.learns_variance = config.get("variance", "fixed") == "learned"
         self.representation = build("representation", config["representation"])
         self.conditioners = nn.ModuleDict(
             {key: build("conditioner", cfg) for key, cfg in config["conditioning"].items()})
@@ -99,6 +107,8 @@ class DiffusionModel(nn.Module):
     def _derived_net_sizes(self) -> dict[str, int | None]:
         """``in_channels`` from the representation; ``cond_dim``/``context_dim`` from the conditioners."""
         sizes: dict[str, int | None] = {"in_channels": self.net_shape_per_frame[0]}
+        if self.learns_variance:
+            sizes["out_channels"] = 2 * self.net_shape_per_frame[0]  # the mean, then the variance's raw output
         global_dims = [c.dim for c in self.conditioners.values() if c.route in GLOBAL_ROUTES]
         cross_dims = {c.dim for c in self.conditioners.values() if c.route in CROSS_ROUTES}
         if len(cross_dims) > 1:
@@ -180,7 +190,28 @@ class DiffusionModel(nn.Module):
         ``net_kwargs`` (``cond``, ``context``, ``context_mask``) go to the net unchanged; ``guidance`` see
         :meth:`net_output`.
         """
-        return self.preconditioning.denoised(x, sigma, self.net_output(x, sigma, guidance, **net_kwargs))
+        out = self.net_output(x, sigma, guidance, **net_kwargs)
+        return self.preconditioning.denoised(x, sigma, out.chunk(2, dim=1)[0] if self.learns_variance else out)
+
+    def denoise_with_variance(self, x: torch.Tensor, sigma: torch.Tensor, guidance: float | torch.Tensor | None = None,
+                              **net_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(D(x, sigma), v)`` of a learned-variance model: ``v`` like ``x``, in ``(0, 1)``, the weight of
+        ``log beta`` in the reverse variance (:func:`~audiodiff.diffusion.variance.learned_log_variance`)."""
+        if not self.learns_variance:
+            raise ConfigError("this model has a fixed reverse variance; only a model trained with "
+                              "\"variance\": \"learned\" predicts one")
+        mean_out, raw = self.net_output(x, sigma, guidance, **net_kwargs).chunk(2, dim=1)  # (B, 2C, ...) -> 2 x (B, C, ...)
+        return self.preconditioning.denoised(x, sigma, mean_out), variance_fraction(raw)
+
+    def eps_square_table(self) -> EpsSquareTable | None:
+        """Analytic-DPM's stored ``Gamma(sigma)`` table (``analytic_variance`` in the config), or ``None``."""
+        stats = self.config.get("analytic_variance")
+        if not isinstance(stats, Mapping) or "eps_sq" not in stats:
+            return None
+        try:
+            return EpsSquareTable.from_pairs(stats["eps_sq"])
+        except ValueError as exc:
+            raise ConfigError(f"the model's analytic_variance: {exc}") from None
 
     def noised(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """Training noise levels ``sigma`` ``(B,)`` from the schedule, ``noise`` like ``x0``, and
@@ -192,7 +223,13 @@ class DiffusionModel(nn.Module):
     def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None, **net_kwargs: Any) -> torch.Tensor:
         """Scalar training loss on clean samples ``x0`` ``(B, ...)`` (Ho et al. 2020, alg. 1)."""
         sigma, noise, x = self.noised(x0, generator)
-        return self.preconditioning.loss(self.net_output(x, sigma, **net_kwargs), x0, noise, sigma).mean()
+        out = self.net_output(x, sigma, **net_kwargs)
+        if not self.learns_variance:
+            return self.preconditioning.loss(out, x0, noise, sigma).mean()
+        mean_out, raw = out.chunk(2, dim=1)  # (B, 2C, ...) -> 2 x (B, C, ...)
+        simple = self.preconditioning.loss(mean_out, x0, noise, sigma).mean()
+        denoised = self.preconditioning.denoised(x, sigma, mean_out.detach())  # the VLB term trains only the variance
+        return simple + hybrid_vlb_term(self.schedule, x0, x, sigma, denoised, variance_fraction(raw))
 
     def forward(self, x0: torch.Tensor, generator: torch.Generator | None = None, **net_kwargs: Any) -> torch.Tensor:
         """The training loss (so that DDP and hooks see an ordinary ``forward``); see :meth:`loss`."""
@@ -364,6 +401,8 @@ def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("model config 'conditioning' must map names to conditioner configs")
     out["conditioning"] = {k: ({"name": v} if isinstance(v, str) else dict(v)) for k, v in out["conditioning"].items()}
     checks.number("model config 'seconds'", out["seconds"], 0.0, low_open=True)
+    if out.get("variance", "fixed") not in VARIANCES:
+        raise ConfigError(f"model config 'variance' must be one of {', '.join(VARIANCES)}, got {shorten(out['variance'])}")
     if "max_seconds" in out:
         checks.number("model config 'max_seconds'", out["max_seconds"], out["seconds"])
     return out

@@ -25,14 +25,21 @@ def guided_denoiser(paired_denoise: DenoiseFn, scale: float, rescale: float = 0.
     if not 0.0 <= rescale <= 1.0:
         raise ValueError(f"guidance rescale must be in [0, 1], got {rescale}")
 
-    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        both = paired_denoise(torch.cat([x, x]), torch.cat([sigma, sigma]))  # (2B, ...)
+    def combine(both: torch.Tensor) -> torch.Tensor:
         cond, uncond = both.chunk(2)  # (2B, ...) -> 2 x (B, ...)
         guided = uncond + scale * (cond - uncond)
-        if rescale > 0:
-            guided = rescale_to(guided, cond, rescale)
-        return guided
+        return rescale_to(guided, cond, rescale) if rescale > 0 else guided
 
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return combine(paired_denoise(torch.cat([x, x]), torch.cat([sigma, sigma])))  # (2B, ...) -> (B, ...)
+
+    paired_with_variance = getattr(paired_denoise, "with_variance", None)
+    if paired_with_variance is not None:  # a learned reverse variance: the conditional half's (as GLIDE does)
+        def denoise_and_fraction(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            both, fraction = paired_with_variance(torch.cat([x, x]), torch.cat([sigma, sigma]))
+            return combine(both), fraction.chunk(2)[0]
+
+        denoise.with_variance = denoise_and_fraction  # type: ignore[attr-defined]
     return denoise
 
 

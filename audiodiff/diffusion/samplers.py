@@ -41,6 +41,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from ..registry import register
+from .variance import KINDS as VARIANCES, EpsSquareTable, reverse_variance
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Optional[Callable[[dict[str, Any]], None]]
@@ -142,7 +143,7 @@ class Sampler:
         ones = x.new_ones(x.shape[0])  # (B,) to broadcast sigma per example
         for i in range(len(sigmas) - 1):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
-            denoised = denoise_fn(x, sigma * ones)
+            denoised = self.evaluate(denoise_fn, x, sigma * ones, state)
             x = self.step(denoise_fn, x, denoised, sigma, sigma_next, generator, state)
             if callback is not None:
                 callback({"i": i, "sigma": sigma, "sigma_next": sigma_next, "x": x, "denoised": denoised})
@@ -151,6 +152,10 @@ class Sampler:
     def init_state(self, sigmas: torch.Tensor) -> dict[str, Any]:
         """The per-call state :meth:`step` reads and updates (e.g. a multistep history); empty by default."""
         return {}
+
+    def evaluate(self, denoise_fn: DenoiseFn, x: torch.Tensor, sigma: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
+        """The denoised estimate at the start of a step (a sampler may also keep more of the call in ``state``)."""
+        return denoise_fn(x, sigma)
 
     def step(self, denoise_fn, x, denoised, sigma, sigma_next, generator, state) -> torch.Tensor:
         raise NotImplementedError
@@ -195,36 +200,58 @@ class EulerAncestral(DDIM):
     eta: float = 1.0
 
 
-VARIANCES = ("posterior", "beta")
-
-
 @register("sampler", "ddpm")
 @dataclass(frozen=True)
 class DDPM(Sampler):
     """DDPM ancestral sampling (Ho et al. 2020, alg. 2) on any subsequence of training timesteps.
 
-    The mean is the posterior mean ``mu_tilde(x_t, x0_hat)``; the noise variance is the posterior
-    ``beta_tilde`` (``variance="posterior"``) or ``beta`` (``variance="beta"``), where for a step
-    from ``a_t`` to ``a_prev`` the effective beta is ``1 - a_t / a_prev``.  The last step (to
-    sigma 0) adds no noise.
+    The mean is the posterior mean ``mu_tilde(x_t, x0_hat)``.  The noise variance
+    (:mod:`~audiodiff.diffusion.variance`, each recomputed for the step actually taken, so any
+    number of steps works) is:
+
+    - ``"posterior"``: ``beta_tilde``; ``"beta"``: ``beta``, the step's effective ``1 - a_t / a_prev``;
+    - ``"learned"``: the model's own (Nichol & Dhariwal 2021), for a denoiser from a model trained with
+      ``"variance": "learned"`` (one that has ``with_variance``);
+    - ``"analytic"``: Analytic-DPM's optimal variance (Bao et al. 2022), from ``eps_sq``, the model's
+      table of ``[sigma, E||eps||^2 / d]`` pairs (filled in from the model by :func:`audiodiff.generate`).
+
+    The last step (to sigma 0) adds no noise.
     """
 
     variance: str = "posterior"
+    eps_sq: Optional[tuple] = None
     stochastic = True
 
     def __post_init__(self) -> None:
         if self.variance not in VARIANCES:
             raise ValueError(f"unknown DDPM variance {self.variance!r}; valid: {', '.join(VARIANCES)}")
+        if self.eps_sq is not None:
+            object.__setattr__(self, "eps_sq", tuple(tuple(pair) for pair in EpsSquareTable.from_pairs(self.eps_sq).pairs()))
+
+    def evaluate(self, denoise_fn, x, sigma, state):
+        if self.variance != "learned":
+            return denoise_fn(x, sigma)
+        if not hasattr(denoise_fn, "with_variance"):
+            raise ValueError("variance='learned' needs a model trained with a learned variance "
+                             "(and is not available inside the edits' denoisers)")
+        denoised, state["fraction"] = denoise_fn.with_variance(x, sigma)
+        return denoised
 
     def step(self, denoise_fn, x, denoised, sigma, sigma_next, generator, state):
         sigma_down, sigma_up = ancestral_step(sigma, sigma_next, 1.0)  # posterior mean and std
         x = denoised + sigma_down * to_d(x, sigma, denoised)
         if sigma_next == 0:
             return x
-        if self.variance == "beta":
-            # beta_eff / a_prev in sigma space: (sigma^2 - sigma_next^2) (1 + sigma_next^2) / (1 + sigma^2)
-            sigma_up = ((sigma**2 - sigma_next**2) * (1 + sigma_next**2) / (1 + sigma**2)).sqrt()
+        if self.variance != "posterior":  # learned: like x
+            eps_sq = self.eps_square(sigma) if self.variance == "analytic" else None
+            sigma_up = reverse_variance(self.variance, sigma, sigma_next, state.get("fraction"), eps_sq).sqrt()
         return x + sigma_up * noise_like(x, generator)
+
+    def eps_square(self, sigma: torch.Tensor) -> torch.Tensor:
+        """``Gamma(sigma)`` from :attr:`eps_sq` (``variance="analytic"``)."""
+        if self.eps_sq is None:
+            raise ValueError("variance='analytic' needs the model's eps_sq table (see `audiodiff variance`)")
+        return EpsSquareTable.from_pairs(self.eps_sq)(sigma)
 
 
 @register("sampler", "heun")
