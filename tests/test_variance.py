@@ -3,6 +3,7 @@ data where the true reverse variance is known, and a learned-variance model end 
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -229,3 +230,35 @@ def test_the_analytic_table_is_stored_with_the_model_and_used_by_generate(tmp_pa
     assert loaded.config["analytic_variance"]["clips"] == 8
     clips = generate(loaded, seconds=0.2, steps=3, sampler={"name": "ddpm", "variance": "analytic"}, seed=0)
     assert clips[0].metadata["sampler"]["variance"] == "analytic"
+
+
+def test_variance_and_likelihood_cli_end_to_end(tmp_path, capsys):
+    import soundfile as sf
+
+    from audiodiff.cli import main
+    from audiodiff.data import ManifestItem, write_manifest
+    from train_helpers import ToneDataset
+
+    DiffusionModel(tiny_config()).save(tmp_path / "model")
+    data, items = ToneDataset(6), []
+    for i in range(6):
+        path = tmp_path / f"{i}.wav"
+        sf.write(path, data[i]["waveform"][0].numpy(), 8000)
+        items.append(ManifestItem(path=str(path), duration=0.25, sample_rate=8000, split="train"))
+    write_manifest(items, tmp_path / "clips.jsonl")
+    args = ["variance", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "clips.jsonl"), "--clips", "4",
+            "--levels", "6", "--out", str(tmp_path / "analytic")]
+    assert main(args) == 0
+    assert "from 4 clips" in capsys.readouterr().out
+    assert main(args) == 2  # no silent overwrite
+    stats = json.loads((tmp_path / "analytic" / "config.json").read_text())["analytic_variance"]
+    assert len(stats["eps_sq"]) == 6 and stats["clips"] == 4
+    lik = ["likelihood", str(tmp_path / "0.wav"), "--model", str(tmp_path / "analytic"), "--steps", "4",
+           "--variance", "analytic", "--json", str(tmp_path / "lik.json")]
+    assert main(lik) == 0
+    assert json.loads((tmp_path / "lik.json").read_text())[0]["variance"] == "analytic"
+    lik[3] = str(tmp_path / "model")  # no table: a one-line error
+    assert main(lik + ["--overwrite"]) == 2
+    assert "audiodiff variance" in capsys.readouterr().err.splitlines()[-1]
+    assert main(["generate", "--model", str(tmp_path / "analytic"), "--sampler", "ddpm", "--sampler-arg",
+                 "variance=analytic", "--out", str(tmp_path / "gen"), "--quiet"]) == 0
