@@ -20,6 +20,10 @@ class ModelLoadError(AudiodiffError, OSError):
     """A model folder is missing, incomplete, corrupt, or does not match its config."""
 
 
+class AdapterError(ModelLoadError):
+    """A LoRA adapter folder is missing, corrupt, or made for another model."""
+
+
 class AudioError(AudiodiffError, OSError):
     """An audio file cannot be read or written."""
 

@@ -51,7 +51,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 #: top-level config keys; anything else is an error (typos must not be ignored)
 CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training",
-                                     "sigmas", "distillation"}
+                                     "sigmas", "distillation", "adapters"}
 COMPONENT_KEYS = ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler")
 #: subfolder of a model folder holding a trained vocoder (config.json + model.safetensors) that is its default
 VOCODER_DIR = "vocoder"
