@@ -210,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     dst.add_argument("--overwrite", action="store_true", help="replace --out if it holds a model")
     dst.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     dst.set_defaults(func=cmd_distill)
+
+    from .cli_train import add_commands
+
+    add_commands(sub)  # train, finetune, lora
     return parser
 
 

@@ -220,6 +220,16 @@ def is_adapter_folder(folder: str | os.PathLike) -> bool:
     return (Path(folder) / ADAPTER_WEIGHTS).is_file()
 
 
+def adapter_base(folder: str | os.PathLike) -> str | None:
+    """The base model an adapter folder names, or ``None`` when ``folder`` is not an adapter."""
+    if not is_adapter_folder(folder) or (Path(folder) / "model.safetensors").is_file():
+        return None
+    base = read_adapter(folder)[0]["base"].get("name")
+    if not isinstance(base, str) or Path(base).resolve() == Path(folder).resolve():
+        raise AdapterError(f"adapter {folder} does not name a base model it can be loaded onto; pass --model BASE --lora {folder}")
+    return base
+
+
 def read_adapter(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """An adapter folder's config and tensors, checked for shape and kind; a broken folder is an :class:`AdapterError`."""
     try:
