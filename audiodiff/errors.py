@@ -28,6 +28,10 @@ class AudioError(AudiodiffError, OSError):
     """An audio file cannot be read or written."""
 
 
+class DownloadError(AudiodiffError, OSError):
+    """A dataset cannot be downloaded (offline, HTTP error, cut connection, checksum mismatch)."""
+
+
 class SettingsMismatchError(AudiodiffError, ValueError):
     """Two components disagree on settings they must share (e.g. a vocoder's mel settings)."""
 
