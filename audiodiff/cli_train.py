@@ -26,6 +26,19 @@ def add_lora_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora", action="append", default=[], metavar="DIR[:STRENGTH]", help=LORA_HELP)
 
 
+def ui_models(models: list[str] | None, loras: list[str]) -> list[str] | None:
+    """The web page's model choices: ``models`` and, with ``--lora``, ``"BASE + DIR[:S] + ..."`` (the adapters
+    stacked on the base the first one names, or on the first ``--model``)."""
+    if not loras:
+        return models
+    from .lora import SPEC_JOIN, adapter_base, parse_spec
+
+    base = models[0] if models else adapter_base(parse_spec(loras[0])[0])
+    if base is None:
+        raise ConfigError(f"--lora {loras[0]} is not an adapter folder")
+    return [*(models or []), SPEC_JOIN.join([base, *loras])]
+
+
 def add_commands(sub: Any) -> None:
     """Add ``train``, ``finetune`` and ``lora`` to the subparsers ``sub`` of the main parser."""
     from .cli import OVERWRITE_HELP, _key_value, _positive_int

@@ -325,6 +325,16 @@ def parse_spec(spec: str | os.PathLike | tuple[str | os.PathLike, float]) -> tup
     return Path(text), 1.0
 
 
+#: how a model with adapters is named on the web page: ``"speech + runs/ft/model:0.5"``
+SPEC_JOIN = " + "
+
+
+def split_model_spec(text: str) -> tuple[str, list[str]]:
+    """``"BASE + DIR[:S] + ..."`` -> ``("BASE", ["DIR[:S]", ...])``."""
+    base, *adapters = [part.strip() for part in text.split(SPEC_JOIN.strip())]
+    return base, [a for a in adapters if a]
+
+
 def apply_adapters(model: nn.Module, specs: Iterable[Any]) -> list[str]:
     """Load each adapter (``"DIR[:STRENGTH]"`` or ``(DIR, STRENGTH)``) onto ``model`` in turn; return their names."""
     names = []

@@ -144,3 +144,24 @@ def test_sigkill_mid_finetune_then_resume(folder, base, tmp_path):
     assert steps[-1] == 24 and steps.count(1) == 1  # resumed, not restarted
     adapted = audiodiff.load(base, lora=[out / "model"])
     assert merge(adapted).conditioners["prompt"].labels == ["high", "low"]
+
+
+def test_lora_on_generate_edits_and_the_page(folder, base, tmp_path, capsys):
+    out = tmp_path / "ft"
+    assert main(["finetune", "--model", str(base), "--data", str(folder), "--out", str(out), "--steps", "2", *FAST]) == 0
+    adapter = str(out / "model")
+    clips = tmp_path / "clips"
+    assert main(["generate", "--model", str(base), "--lora", f"{adapter}:0.5", "--prompt", "low",
+                 "--steps", "2", "--out", str(clips), "-q"]) == 0
+    wav = sorted(clips.glob("*.wav"))[0]
+    assert main(["variation", "--model", str(base), "--lora", adapter, "--input", str(wav), "--strength", "0.5",
+                 "--prompt", "low", "--steps", "2", "--out", str(tmp_path / "var"), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--model", str(base), "--lora", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert "adapter folder not found" in capsys.readouterr().err
+    from audiodiff.cli_train import ui_models
+    from audiodiff.ui import Studio
+
+    entry = ui_models(None, [f"{adapter}:0.5"])[-1]
+    assert entry == f"{base} + {adapter}:0.5"
+    assert Studio(tmp_path / "ui").model(entry).conditioners["prompt"].labels == ["high", "low"]
