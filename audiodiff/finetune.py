@@ -97,7 +97,8 @@ class AdapterObjective(nn.Module):
         return self.model.loss(x0, generator=generator, **cond)
 
     def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        return save_adapter(self.model, folder, ADAPTER, self.base_name, {"finetune": self.record})
+        """The adapter folder, in fp16 unless ``dtype`` says otherwise (the shipped models' precision)."""
+        return save_adapter(self.model, folder, ADAPTER, self.base_name, {"finetune": self.record}, dtype or torch.float16)
 
 
 def base_name(model: DiffusionModel) -> str:

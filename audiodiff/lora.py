@@ -186,8 +186,10 @@ def add_labels(model: nn.Module, key: str, labels: Sequence[str], adapter: str |
 
 # -- files -----------------------------------------------------------------------------------------
 def save_adapter(model: nn.Module, folder: str | os.PathLike, adapter: str = "adapter",
-                 base_name: str | None = None, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write ``adapter`` of ``model`` as a folder: ``adapter.safetensors`` then ``config.json``."""
+                 base_name: str | None = None, extra: Mapping[str, Any] | None = None,
+                 dtype: torch.dtype | None = None) -> Path:
+    """Write ``adapter`` of ``model`` as a folder: ``adapter.safetensors`` (floats cast to ``dtype`` if given,
+    e.g. fp16 as the shipped models are) then ``config.json``."""
     tensors: dict[str, torch.Tensor] = {}
     targets, new_labels, rank, alpha = [], {}, None, None
     for target, part in parametrizations(model, adapter):
@@ -206,7 +208,7 @@ def save_adapter(model: nn.Module, folder: str | os.PathLike, adapter: str = "ad
               "new_labels": new_labels, "base": {"name": base_name or _source(model), "checksum": weights_checksum(model)},
               **dict(extra or {})}
     folder = Path(folder)
-    atomic_write_bytes(folder / ADAPTER_WEIGHTS, tensors_to_bytes(tensors))
+    atomic_write_bytes(folder / ADAPTER_WEIGHTS, tensors_to_bytes(tensors, dtype))
     write_config(folder, config)
     return folder
 

@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--full", action="store_true", help="also fine-tune every weight")
+    parser.add_argument("--replay", action="store_true",
+                        help="also a LoRA run whose data adds notes of the base's own instruments (other pitches)")
     args = parser.parse_args()
     import torch
 
@@ -108,26 +110,30 @@ def main() -> None:
     new_held = render(work / "new", args.program, args.instrument, held)
     known = [row for program, name in KNOWN for row in render(work / "known", program, name, held[::2])]
     table = write_table(new_train, work / "train.csv")
+    replay = [row for program, name in KNOWN for row in render(work / "known", program, name, train[::4])]
+    replay_table = write_table(new_train + replay, work / "train_replay.csv")
     judge = load_judge("music")
     results: dict = {"instrument": args.instrument, "program": args.program, "train_clips": len(new_train),
                      "held_out_clips": len(new_held), "known_clips": len(known), "steps": args.steps, "rank": args.rank}
     base = audiodiff.load("music")
     results["base"] = {"new": measures(base, new_held, judge), "known": measures(base, known, judge)}
-    for kind in ["lora"] + (["full"] if args.full else []):
+    print(json.dumps(results, indent=2), flush=True)
+    for kind in ["lora"] + (["full"] if args.full else []) + (["lora_replay"] if args.replay else []):
         out = work / kind
-        cmd = [sys.executable, "-m", "audiodiff", "finetune", "--model", "music", "--data", str(table), "--out", str(out),
+        data = replay_table if kind == "lora_replay" else table
+        cmd = [sys.executable, "-m", "audiodiff", "finetune", "--model", "music", "--data", str(data), "--out", str(out),
                "--steps", str(args.steps), "--lora-rank", str(args.rank), "-q"] + (["--full"] if kind == "full" else [])
         start = time.perf_counter()
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         wall = time.perf_counter() - start
         entry = {"command": " ".join(["audiodiff", *cmd[3:]]), "wall_s": wall}
-        if kind == "lora":
+        if kind.startswith("lora"):
             adapted = audiodiff.load("music", lora=[out / "model"])
             entry["size_bytes"] = (out / "model" / "adapter.safetensors").stat().st_size
-            entry["new"] = measures(adapted, new_held, judge)
-            entry["known_strength_1"] = measures(adapted, known, judge)
-            set_strength(adapted, "model", 0.0)
-            entry["known_strength_0"] = measures(adapted, known, judge)
+            for strength in (1.0, 0.5, 0.0):
+                set_strength(adapted, "model", strength)
+                entry[f"new_strength_{strength:g}"] = measures(adapted, new_held, judge)
+                entry[f"known_strength_{strength:g}"] = measures(adapted, known, judge)
         else:
             tuned = audiodiff.load(out / "model")
             entry["size_bytes"] = (out / "model" / "model.safetensors").stat().st_size
