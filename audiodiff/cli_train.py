@@ -122,6 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "held_out_loss" in summary:
         print(f"held-out loss on {summary['test_clips']} test clips: {summary['held_out_loss']:.4f}")
     print(f"model: {summary['model']}")
+    print(f"judge it: audiodiff eval --model {summary['model']} --reference {out / 'manifest.jsonl'} --judge JUDGE --out "
+          f"{out / 'eval'}")
     return 0
 
 

@@ -165,3 +165,17 @@ def test_lora_on_generate_edits_and_the_page(folder, base, tmp_path, capsys):
     entry = ui_models(None, [f"{adapter}:0.5"])[-1]
     assert entry == f"{base} + {adapter}:0.5"
     assert Studio(tmp_path / "ui").model(entry).conditioners["prompt"].labels == ["high", "low"]
+
+
+def test_caption_model_learns_new_captions(folder, tmp_path):
+    torch.manual_seed(0)
+    conditioning = {"prompt": {"name": "tokens", "dim": 8, "layers": 1, "heads": 2, "max_length": 16,
+                               "route": "cross", "source": "caption"}}
+    base = perturb(DiffusionModel(tiny_config(conditioning=conditioning, seconds=0.5))).save(tmp_path / "base")
+    table = tmp_path / "captions.csv"
+    table.write_text("path,caption\n" + "".join(f"{p},a low hum\n" for p in sorted(folder.rglob("low_*"))))
+    out = tmp_path / "ft"
+    assert main(["finetune", "--model", str(base), "--data", str(table), "--out", str(out), "--steps", "2", *FAST]) == 0
+    assert json.loads((out / "model" / "config.json").read_text())["new_labels"] == {}
+    clips = audiodiff.generate(audiodiff.load(base, lora=[out / "model"]), prompt=["a low hum"], steps=2, seed=0)
+    assert clips[0].waveform.isfinite().all()
