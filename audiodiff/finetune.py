@@ -140,8 +140,10 @@ def finetune(model: DiffusionModel, dataset: Dataset, run_dir: str | os.PathLike
     (a label model gains those it lacks).  A run cut short by its time limit raises :class:`TimeoutError`."""
     from .training import TrainConfig, checkpoint_step, fit, latest_checkpoint
 
+    from .training.folder import fitting_batch
+
     cfg = config or FinetuneConfig()
-    train_cfg = TrainConfig.from_dict(cfg.train_config())
+    train_cfg = TrainConfig.from_dict(fitting_batch(cfg.train_config(), len(dataset)))
     objective = prepare_model(model, sorted(set(labels or [])), cfg)
     fit(objective, dataset, run_dir, train_cfg)
     ckpt = latest_checkpoint(Path(run_dir))
@@ -165,8 +167,8 @@ def held_out_loss(model: DiffusionModel, dataset: Dataset, repeats: int = 4, bat
     model.eval()
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
         x0 = model.encode_batch(batch)
-        cond = model.conditioning_inputs(batch) if conditional else model.batch_inputs(batch, [False] * len(x0)) \
-            if model.is_conditional else {}
+        keep = [conditional] * len(x0)  # False: the null prompt
+        cond = model.batch_inputs(batch, keep) if model.is_conditional else {}
         for _ in range(repeats):
             total += float(model.loss(x0, generator=generator, **cond)) * len(x0)
             count += len(x0)

@@ -161,9 +161,9 @@ def add_labels(model: nn.Module, key: str, labels: Sequence[str], adapter: str |
     cond = model.conditioners[key]
     if getattr(cond, "labels", None) is None:
         raise ConfigError(f"conditioner {key!r} takes {cond.config()['name']} prompts, not labels; only a label model gains labels")
-    new = [str(label) for label in dict.fromkeys(labels) if str(label) not in cond.index]
-    if not new or any(not label for label in new):
-        return [label for label in new if label]
+    new = [label for label in dict.fromkeys(map(str, labels)) if label and label not in cond.index]
+    if not new:
+        return []
     _remember_base(model)
     if parametrize.is_parametrized(cond.embedding, "weight"):
         raise ConfigError(f"conditioner {key!r} is gaining labels through another adapter; train one at a time")
@@ -244,7 +244,7 @@ def read_adapter(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, t
         raise AdapterError(f"{where}: not a LoRA adapter (kind {shorten(config.get('kind'))}); a model folder is loaded with --model")
     try:
         rank, targets = int(config["rank"]), [str(t) for t in config["targets"]]
-        float(config["alpha"]), str(config["base"]["checksum"])
+        config["alpha"], config["base"]["checksum"] = float(config["alpha"]), str(config["base"]["checksum"])
         new_labels = {str(k): [str(x) for x in v] for k, v in dict(config.get("new_labels") or {}).items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise AdapterError(f"{where}: missing or bad field {shorten(str(exc))}") from None

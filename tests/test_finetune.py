@@ -131,19 +131,33 @@ def test_time_limit_exits_3_and_resume_finishes(folder, base, tmp_path):
     assert (out / "model" / "adapter.safetensors").is_file()
 
 
-def test_sigkill_mid_finetune_then_resume(folder, base, tmp_path):
-    out = tmp_path / "ft"
-    args = ["finetune", "--model", str(base), "--data", str(folder), "--out", str(out), "--steps", "24", *FAST]
+@pytest.mark.parametrize("command", ["finetune", "train"])
+def test_sigkill_mid_training_then_resume(folder, base, tmp_path, command):
+    out = tmp_path / "run"
+    model = ["--model", str(base)] if command == "finetune" else ["--preset", "tiny"]
+    args = [command, *model, "--data", str(folder), "--out", str(out), "--steps", "120", *FAST]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "audiodiff", *args], env=env, stderr=subprocess.PIPE, text=True)
     wait_for_checkpoint(out, proc, 4)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert int((out / "checkpoints" / "latest").read_text().split("_")[1]) < 120  # killed mid-run
     assert main([*args, "--resume"]) == 0
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
-    assert steps[-1] == 24 and steps.count(1) == 1  # resumed, not restarted
-    adapted = audiodiff.load(base, lora=[out / "model"])
-    assert merge(adapted).conditioners["prompt"].labels == ["high", "low"]
+    assert steps[-1] == 120 and steps.count(1) == 1  # resumed, not restarted
+    loaded = audiodiff.load(out / "model") if command == "train" else merge(audiodiff.load(base, lora=[out / "model"]))
+    assert loaded.conditioners["prompt"].labels == ["high", "low"]
+
+
+def test_held_out_loss_is_deterministic_and_takes_the_null_prompt(folder, base):
+    from audiodiff.finetune import held_out_loss
+    from audiodiff.training.folder import dataset
+
+    model = audiodiff.load(base)
+    data = dataset(read_data(folder), model)  # "low" is unknown to the base: only the null prompt works
+    assert held_out_loss(model, data, conditional=False) == held_out_loss(model, data, conditional=False) > 0
+    with pytest.raises(audiodiff.ConfigError, match="unknown label"):
+        held_out_loss(model, data)
 
 
 def test_lora_on_generate_edits_and_the_page(folder, base, tmp_path, capsys):

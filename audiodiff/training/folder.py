@@ -129,8 +129,7 @@ def train_from_data(data: str | os.PathLike, run_dir: str | os.PathLike, preset:
     notes += more
     train_items = [i for i in items if i.split != "test"] or items
     test_items = [i for i in items if i.split == "test"]
-    cfg = TrainConfig.from_dict({**PRESETS[preset]["train"], **dict(train or {})})
-    cfg = TrainConfig.from_dict({**_fields(cfg), "batch_size": min(cfg.batch_size, len(train_items))})
+    cfg = TrainConfig.from_dict(fitting_batch({**PRESETS[preset]["train"], **dict(train or {})}, len(train_items)))
     for line in notes:
         log.info("%s", line)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +148,9 @@ def train_from_data(data: str | os.PathLike, run_dir: str | os.PathLike, preset:
     return summary
 
 
-def _fields(cfg: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(cfg)
+def fitting_batch(train: Mapping[str, Any], clips: int) -> dict[str, Any]:
+    """``train`` with ``batch_size`` (default 16) cut to ``clips`` when there are fewer clips than one batch."""
+    batch = int(train.get("batch_size", 16))
+    if clips < batch:
+        log.info("batch size %d cut to the %d clips there are", batch, clips)
+    return {**train, "batch_size": max(1, min(batch, clips))}
