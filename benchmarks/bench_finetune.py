@@ -11,7 +11,9 @@ FluidSynth path (TimGM6mb), fine-tunes on ``--train-clips`` of them through the 
   held-out notes' captions and those notes;
 - forgetting: both measures on notes of the base's own instruments, adapter at strength 0 and 1.
 
-    .venv/bin/python benchmarks/bench_finetune.py --work runs/bench-finetune [--steps 300] [--full]
+    .venv/bin/python benchmarks/bench_finetune.py [--work runs/bench-finetune] [--steps 300] [--full] [--replay]
+
+``--quick``: 30 steps, LoRA only, printed.  ``--results FILE``: the report of a saved ``results.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ else:
 common.configure_environment()
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results" / "finetune.md"
 KNOWN = [(73, "flute"), (56, "trumpet"), (40, "violin"), (0, "piano")]
 
 
@@ -83,9 +86,16 @@ def measures(model, rows, judge, conditional: bool = True) -> dict[str, float]:
     return {"held_out_loss": held_out_loss(model, data, conditional=conditional), "judge_fd": judge_fd(model, rows, judge)}
 
 
+def log_progress(results: dict) -> None:
+    print(json.dumps(results), file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/bench-finetune")
+    parser.add_argument("--out", type=Path, default=None, help=f"markdown file (default: {RESULTS.name} in results/)")
+    parser.add_argument("--quick", action="store_true", help="30 steps, LoRA only; prints only")
+    parser.add_argument("--results", type=Path, default=None, help="report a saved results.json instead of running")
     parser.add_argument("--program", type=int, default=104)
     parser.add_argument("--instrument", default="sitar")
     parser.add_argument("--steps", type=int, default=300)
@@ -94,6 +104,18 @@ def main() -> None:
     parser.add_argument("--replay", action="store_true",
                         help="also a LoRA run whose data adds notes of the base's own instruments (other pitches)")
     args = parser.parse_args()
+    if args.results is not None:
+        common.emit_report(report(json.loads(args.results.read_text()), None), args.out)
+        return
+    if args.quick:
+        args.steps, args.full, args.replay = 30, False, False
+    start = time.perf_counter()
+    results = measure(args)
+    common.emit_report(report(results, time.perf_counter() - start), args.out or (None if args.quick else RESULTS))
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Render, fine-tune and measure; the results (also written to ``WORK/results.json``)."""
     import torch
 
     import audiodiff
@@ -117,7 +139,7 @@ def main() -> None:
                      "held_out_clips": len(new_held), "known_clips": len(known), "steps": args.steps, "rank": args.rank}
     base = audiodiff.load("music")
     results["base"] = {"new": measures(base, new_held, judge), "known": measures(base, known, judge)}
-    print(json.dumps(results, indent=2), flush=True)
+    log_progress(results)
     for kind in ["lora"] + (["full"] if args.full else []) + (["lora_replay"] if args.replay else []):
         out = work / kind
         data = replay_table if kind == "lora_replay" else table
@@ -139,11 +161,45 @@ def main() -> None:
             entry["size_bytes"] = (out / "model" / "model.safetensors").stat().st_size
             entry["new"], entry["known"] = measures(tuned, new_held, judge), measures(tuned, known, judge)
         results[kind] = entry
-        print(json.dumps(results, indent=2), flush=True)
+        log_progress(results)
     results["base_size_bytes"] = (audiodiff.hub.resolve("music") / "model.safetensors").stat().st_size
     results["base_parameters"] = base.num_parameters()
     (work / "results.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    return results
+
+
+def report(results: dict, seconds: float | None) -> str:
+    """The markdown report: set-up, one row per model and strength, the commands."""
+    header = common.report_header("audiodiff fine-tuning on an instrument the music model never saw", seconds)
+    base, rows = results["base"], []
+
+    def row(name: str, entry: dict | None, new: dict, known: dict) -> list:
+        size = f"{entry['size_bytes']:,} B ({100 * entry['size_bytes'] / results['base_size_bytes']:.1f}%)" if entry else \
+            "the same adapter" if "strength" in name else f"{results['base_size_bytes']:,} B"
+        wall = f"{entry['wall_s']:.0f} s" if entry else "-"
+        return [name, wall, size, f"{new['held_out_loss']:.3f}", f"{new['judge_fd']:.0f}",
+                f"{known['held_out_loss']:.3f}", f"{known['judge_fd']:.0f}"]
+
+    rows.append(row("base (`music`)", None, base["new"], base["known"]))
+    for kind in ("lora", "lora_replay"):
+        if kind in results:
+            e = results[kind]
+            for strength in ("1", "0.5", "0"):
+                name = f"{'LoRA' if kind == 'lora' else 'LoRA + replay'} rank {results['rank']}, strength {strength}"
+                rows.append(row(name, e if strength == "1" else None, e[f"new_strength_{strength}"],
+                                e[f"known_strength_{strength}"]))
+    if "full" in results:
+        rows.append(row("full fine-tuning", results["full"], results["full"]["new"], results["full"]["known"]))
+    table = common.markdown_table(["model", "wall time", "size (% of base file)", f"{results['instrument']} loss",
+                                   f"{results['instrument']} FD", "known loss", "known FD"], rows)
+    commands = "\n".join(results[k]["command"] for k in ("lora", "full", "lora_replay") if k in results)
+    return (f"{header}\n\n## {results['train_clips']} notes of GM program {results['program']} ({results['instrument']}), "
+            f"{results['steps']} steps; {results['held_out_clips']} held-out pitches; {results['known_clips']} notes of the "
+            f"base's instruments\n\n{table}\n\nLoss: the model's own training loss at fixed noise draws "
+            "(`audiodiff.finetune.held_out_loss`); FD: the shipped music judge's embeddings of clips generated from the "
+            "clips' captions against the clips (few clips: biased upwards, compare rows only). 'replay': the training "
+            "data also holds notes of the base's own instruments at other pitches."
+            f"\n\n```sh\n{commands}\n```")
 
 
 if __name__ == "__main__":
