@@ -97,8 +97,8 @@ class AdapterObjective(nn.Module):
         return self.model.loss(x0, generator=generator, **cond)
 
     def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        """The adapter folder, in fp16 unless ``dtype`` says otherwise (the shipped models' precision)."""
-        return save_adapter(self.model, folder, ADAPTER, self.base_name, {"finetune": self.record}, dtype or torch.float16)
+        """The adapter folder (floats cast to ``dtype`` if given)."""
+        return save_adapter(self.model, folder, ADAPTER, self.base_name, {"finetune": self.record}, dtype)
 
 
 def base_name(model: DiffusionModel) -> str:
@@ -145,12 +145,12 @@ def finetune(model: DiffusionModel, dataset: Dataset, run_dir: str | os.PathLike
     cfg = config or FinetuneConfig()
     train_cfg = TrainConfig.from_dict(fitting_batch(cfg.train_config(), len(dataset)))
     objective = prepare_model(model, sorted(set(labels or [])), cfg)
-    fit(objective, dataset, run_dir, train_cfg)
+    tuned = fit(objective, dataset, run_dir, train_cfg)
     ckpt = latest_checkpoint(Path(run_dir))
     if ckpt is None or checkpoint_step(ckpt) < train_cfg.steps:
         raise TimeoutError(f"time limit reached at step {checkpoint_step(ckpt) if ckpt else 0} of {train_cfg.steps}; "
                            "run again with --resume to go on")
-    return Path(run_dir) / "model"
+    return tuned.save(Path(run_dir) / "model", dtype=torch.float16)  # fp16, as adapters and shipped models are
 
 
 @torch.no_grad()

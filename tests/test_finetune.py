@@ -104,7 +104,9 @@ def test_finetune_full_writes_a_model(folder, base, tmp_path):
                  *FAST]) == 0
     model = audiodiff.load(out / "model")
     assert model.conditioners["prompt"].labels == ["high", "low"]
-    assert (out / "model" / "model.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(out / "model" / "model.safetensors").values() if t.is_floating_point()} == {torch.float16}
 
 
 def test_adapter_errors_from_the_cli(folder, base, tmp_path, capsys):
@@ -189,7 +191,9 @@ def test_caption_model_learns_new_captions(folder, tmp_path):
     table = tmp_path / "captions.csv"
     table.write_text("path,caption\n" + "".join(f"{p},a low hum\n" for p in sorted(folder.rglob("low_*"))))
     out = tmp_path / "ft"
-    assert main(["finetune", "--model", str(base), "--data", str(table), "--out", str(out), "--steps", "2", *FAST]) == 0
+    assert main(["finetune", "--model", str(base), "--data", str(table), "--out", str(out), "--steps", "2", "--merge",
+                 *FAST]) == 0
     assert json.loads((out / "model" / "config.json").read_text())["new_labels"] == {}
+    assert audiodiff.load(out / "merged").config["adapters"] == [{"name": "model", "strength": 1.0}]
     clips = audiodiff.generate(audiodiff.load(base, lora=[out / "model"]), prompt=["a low hum"], steps=2, seed=0)
     assert clips[0].waveform.isfinite().all()
