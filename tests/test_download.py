@@ -150,3 +150,20 @@ def test_pins_match_the_shared_copies(shared_data):
 
     source = SOURCES["salamander"]
     assert tree_digest(Path(shared_data) / "salamander", source.suffixes) == source.files_sha256
+
+
+def test_recipes_use_the_downloader_for_public_layouts(tmp_path, monkeypatch):
+    import sys
+
+    from conftest import REPO
+
+    monkeypatch.syspath_prepend(str(REPO / "recipes"))
+    sys.modules.pop("_common", None)
+    from _common import public_data
+
+    env = tmp_path / "env"
+    (env / "fsdd").mkdir(parents=True)
+    (env / "fsdd" / "0_george_0.wav").write_bytes(b"x")
+    monkeypatch.setenv("AUDIODIFF_DATA", str(env))
+    assert public_data("fsdd", tmp_path / "missing") == env / "fsdd"
+    assert public_data("folder_per_label", tmp_path / "mine") == tmp_path / "mine"
