@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 from . import __version__, checks
 from .diffusion.schedules import SPACINGS
+from .cli_train import add_lora_option, ui_models
 from .errors import AudiodiffError, ConfigError
 
 EXIT_USAGE = 2
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_lora_option(gen)
     gen.set_defaults(func=cmd_generate)
 
     info = sub.add_parser("info", help="show a model's config, size and mel settings, or the registry")
@@ -157,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ev.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ev.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_lora_option(ev)
     ev.set_defaults(func=cmd_eval)
 
     lik = sub.add_parser("likelihood", help="bits per dimension of audio files under a model")
@@ -207,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=_positive_int, default=None, help="port (default: the first free one from 7860)")
     ui.add_argument("--open", action="store_true", help="open the page in a browser")
     ui.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_lora_option(ui)  # offered as "BASE + DIR[:STRENGTH]" on the page
     ui.set_defaults(func=cmd_ui)
 
     dst = sub.add_parser("distill", help="distil a model into a few-step student (guidance folded in, then halving rounds)")
@@ -235,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     dst.add_argument("--overwrite", action="store_true", help="replace --out if it holds a model")
     dst.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     dst.set_defaults(func=cmd_distill)
+
+    from .cli_train import add_commands
+
+    add_commands(sub)  # train, finetune, lora
     return parser
 
 
@@ -257,6 +265,7 @@ def _add_sampling_options(p: argparse.ArgumentParser, prefix: str) -> None:
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_lora_option(p)
 
 
 def _add_edit_parsers(sub) -> None:
@@ -397,7 +406,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
-    model = load(args.model, device=_device(args.device))
+    model = load(args.model, device=_device(args.device), lora=args.lora)
     sampler = _sampler_spec(args, model)
     seconds = check_seconds(model, args.seconds, long_form=True)
     clip_prompts, _ = check_prompts(model, prompts, args.negative_prompt, args.num_samples)
@@ -454,7 +463,7 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
-    model = load(args.model, device=_device(args.device))
+    model = load(args.model, device=_device(args.device), lora=args.lora)
     kwargs.update(steps=args.steps, spacing=args.spacing, vocoder=args.vocoder, guidance_scale=args.guidance_scale)
     if args.sampler is not None or args.sampler_arg:  # otherwise the edit's default sampler
         kwargs["sampler"] = _sampler_spec(args, model)
@@ -536,7 +545,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name in ("report.json", "report.md"):  # before the long evaluation, not after it
         check_target(out / name, args.overwrite)
     judge = load_judge(args.judge) if args.judge is not None else None
-    model = load(args.model, device=_device(args.device))
+    model = load(args.model, device=_device(args.device), lora=args.lora)
     prompts = args.prompts[0] if args.prompts in ([LABEL_PROMPTS], [CAPTION_PROMPTS]) else args.prompts
     steps = len(inference_sigmas(model, args.steps, args.spacing, args.sigma_min)) - 1
     bar, callback = _progress(steps * -(-args.num_samples // args.batch_size), args.quiet)
@@ -670,7 +679,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .ui import launch
 
     app, url = launch(check_out_dir(args.out), host=args.host, port=args.port, device=_device(args.device),
-                      models=args.model, open_browser=args.open)
+                      models=ui_models(args.model, args.lora), open_browser=args.open)
     print(f"audiodiff page at {url} (clips in {args.out}); Ctrl-C stops it", flush=True)
     app.block_thread()
     return 0

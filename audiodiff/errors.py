@@ -20,8 +20,16 @@ class ModelLoadError(AudiodiffError, OSError):
     """A model folder is missing, incomplete, corrupt, or does not match its config."""
 
 
+class AdapterError(ModelLoadError):
+    """A LoRA adapter folder is missing, corrupt, or made for another model."""
+
+
 class AudioError(AudiodiffError, OSError):
     """An audio file cannot be read or written."""
+
+
+class DownloadError(AudiodiffError, OSError):
+    """A dataset cannot be downloaded (offline, HTTP error, cut connection, checksum mismatch)."""
 
 
 class SettingsMismatchError(AudiodiffError, ValueError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from . import checks
 from .checkpoint import CONFIG_NAME
@@ -68,9 +68,20 @@ def download(repo: str) -> Path:
         raise ModelLoadError(f"cannot download {repo!r} from the Hugging Face Hub: {str(exc).splitlines()[0]}") from None
 
 
-def load(name_or_dir: str | os.PathLike, device: Any = None) -> DiffusionModel:
-    """Load a model by shipped name, folder or ``hf://`` id; in eval mode, on ``device`` if given."""
+def load(name_or_dir: str | os.PathLike, device: Any = None, lora: Sequence[Any] = ()) -> DiffusionModel:
+    """Load a model by shipped name, folder or ``hf://`` id; in eval mode, on ``device`` if given.
+
+    ``lora``: adapters to apply, each ``"DIR[:STRENGTH]"`` or ``(DIR, STRENGTH)`` (:mod:`audiodiff.lora`);
+    an adapter folder given as the model loads the base model it names with that adapter.
+    """
+    from .lora import adapter_base, apply_adapters
+
     folder = resolve(name_or_dir)
+    base = adapter_base(folder)
+    if base is not None:
+        return load(base, device, [folder, *(lora or ())])
     model = DiffusionModel.from_folder(folder)
     model.source = str(name_or_dir)
+    if lora:
+        apply_adapters(model, [lora] if isinstance(lora, (str, os.PathLike)) else lora)
     return model.to(checks.device(device)) if device is not None else model

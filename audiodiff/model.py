@@ -52,7 +52,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 #: top-level config keys; anything else is an error (typos must not be ignored)
 CONFIG_KEYS = set(DEFAULT_CONFIG) | {"max_seconds", "audiodiff_version", "name", "description", "training",
-                                     "sigmas", "distillation", "variance", "analytic_variance"}
+                                     "sigmas", "distillation", "variance", "analytic_variance", "adapters"}
 #: the reverse variance a model's net may learn (``"variance"`` in its config; absent means fixed)
 VARIANCES = ("fixed", "learned")
 COMPONENT_KEYS = ("representation", "net", "schedule", "preconditioning", "vocoder", "sampler")

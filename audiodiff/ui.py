@@ -121,7 +121,8 @@ class Studio:
         self._jobs = itertools.count(1)
 
     def model(self, name: str) -> Any:
-        """The model ``name`` (shipped name, folder or ``hf://`` id), loaded on first use.
+        """The model ``name`` (shipped name, folder or ``hf://`` id, optionally ``" + ADAPTER[:STRENGTH]"`` LoRA
+        adapters after it), loaded on first use.
 
         Its conditioners encode an example prompt once then, so that a text encoder they load lazily
         (seconds for the sentence encoder) is loaded when the model is picked, not on the first click.
@@ -129,13 +130,15 @@ class Studio:
         import torch
 
         from .hub import load
+        from .lora import split_model_spec
 
         name = (name or "").strip()
         if not name:
             raise ConfigError("choose a model")
         with self._lock:
             if name not in self._models:
-                model = load(name, device=self.device)
+                base, adapters = split_model_spec(name)
+                model = load(base, device=self.device, lora=adapters)
                 if model.is_conditional:
                     with torch.inference_mode():
                         model.encode_prompts(model.demo_prompts(1) or [""])

@@ -38,6 +38,7 @@ def run_prepare(cfg: DictConfig) -> Path:
     for source in cfg.data.sources:
         source = to_dict(source)
         layout, root = source.pop("layout"), resolve(source.pop("root"))
+        root = public_data(layout, root)
         found = prepare(layout, root, **source)
         log.info("%s: %d clips from %s", layout, len(found), root)
         items.extend(found)
@@ -45,6 +46,14 @@ def run_prepare(cfg: DictConfig) -> Path:
     write_manifest(items, manifest)
     log.info("wrote %d items to %s", len(items), manifest)
     return manifest
+
+
+def public_data(layout: str, root: Path) -> Path:
+    """For a public dataset (fsdd, salamander, berklee): ``root``, else $AUDIODIFF_DATA/<name> or ../shared/data/<name>,
+    else downloaded into ``root``; any other layout: ``root``."""
+    from audiodiff.data.download import SOURCES, ensure
+
+    return ensure(layout, root) if layout in SOURCES else root
 
 
 def dataset(cfg: DictConfig, split: str, representation: Any) -> AudioDataset | FeatureCache:
