@@ -14,15 +14,15 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from . import __version__, checks
 from .diffusion.schedules import SPACINGS
+from .audio.clip import write_clips
 from .errors import AudiodiffError, ConfigError
+from .files import check_out_dir
 
 EXIT_USAGE = 2
 #: an error line longer than this is cut (a 100 KB prompt must not be echoed whole)
@@ -287,60 +287,34 @@ def _device(name: str | None) -> str:
     return device(name)
 
 
-def check_out_dir(out: str | os.PathLike) -> Path:
-    """Create ``out`` if needed and make sure files can be written there."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".audiodiff-write-test-", dir=out)  # O_EXCL: follows no planted link
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
-    return out
 
 
-def _progress(total: int | None, quiet: bool):
-    """A progress bar and the sampler callback that moves it; the bar appears at the first step, so an
-    error found before sampling starts is printed alone (one line)."""
+def _progress(quiet: bool):
+    """A progress bar and the sampler callback that moves it; the bar appears at the first step (with the
+    ``total`` the step reports), so an error found before sampling starts is printed alone (one line)."""
     if quiet:
         return None, None
-    bar = _LazyBar(total)
+    bar = _LazyBar()
     return bar, bar.step
-
 
 class _LazyBar:
     """A tqdm bar on stderr created when the first step is reported."""
 
-    def __init__(self, total: int | None) -> None:
-        self.total, self.bar = total, None
+    def __init__(self) -> None:
+        self.bar = None
 
     def step(self, info: dict) -> None:
-        """The sampler callback: one step done."""
-        self.update(1)
-
-    def update(self, n: int = 1) -> None:
+        """The sampler callback: one step done (``info["total"]``, when given, sizes the bar)."""
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, desc="sampling", unit="step", file=sys.stderr, leave=False)
-        self.bar.update(n)
+            self.bar = tqdm(total=info.get("total"), desc="sampling", unit="step", file=sys.stderr, leave=False)
+        self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
-
-def write_clips(clips: Iterable, model, out: Path, prefix: str, plot: bool, overwrite: bool = False) -> list[Path]:
-    """Save clips, each as it comes (``clips`` may be an iterator), as ``Audio.file_name(prefix)``:
-    ``{prefix}_{index:03d}[_{prompt}][_seed{seed}]_{settings hash}.wav`` with sidecars (and PNGs with
-    ``plot``).  An existing file is an error unless ``overwrite``."""
-    paths = []
-    for clip in clips:
-        log_mel = model.representation.to_log_mel(clip.features[None])[0] if plot else None  # (1, n_mels, T) -> (n_mels, T)
-        paths.append(clip.save(out / clip.file_name(prefix), plot=plot, log_mel=log_mel,
-                               hop_length=model.representation.hop_length, overwrite=overwrite))
-    return paths
 
 
 def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[str] | None:
@@ -362,30 +336,23 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import check_prefix, check_prompts, check_seconds, inference_sigmas, iter_generate
+    from .audio.clip import check_prefix
+    from .generate import iter_generate
     from .hub import load
 
-    if args.steps is not None and args.steps < 1:
-        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     prompts = read_prompts(args.prompt, args.prompts_file)
     check_prefix(args.prefix)
     out = check_out_dir(args.out)
     if args.plot:
         from .plot import save_mel_png  # noqa: F401  (fail early if matplotlib is missing)
     model = load(args.model, device=_device(args.device))
-    sampler = _sampler_spec(args, model)
-    seconds = check_seconds(model, args.seconds, long_form=True)
-    clip_prompts, _ = check_prompts(model, prompts, args.negative_prompt, args.num_samples)
-    steps = len(inference_sigmas(model, args.steps, args.spacing, args.sigma_min)) - 1
-    batches = -(-len(clip_prompts) // args.batch_size)
-    bar, callback = _progress(steps * batches * _windows(model, seconds, args.overlap), args.quiet)
+    bar, callback = _progress(args.quiet)
     try:
         clips = iter_generate(model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
                               guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale,
-                              seconds=args.seconds, steps=args.steps,
-                              sampler=sampler, seed=args.seed, vocoder=args.vocoder, callback=callback,
-                              batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap,
-                              sigma_min=args.sigma_min)
+                              seconds=args.seconds, steps=args.steps, sampler=_sampler_spec(args, model), seed=args.seed,
+                              vocoder=args.vocoder, callback=callback, batch_size=args.batch_size, spacing=args.spacing,
+                              overlap=args.overlap, sigma_min=args.sigma_min)
         paths = write_clips(clips, model, out, args.prefix, args.plot, args.overwrite)  # batch by batch
     finally:
         if bar is not None:
@@ -396,23 +363,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _sampler_spec(args: argparse.Namespace, model) -> Any:
-    """The sampler named by ``--sampler`` (default: the model's) with ``--sampler-arg`` options, checked."""
-    from .generate import resolve_sampler
-
+    """The sampler named by ``--sampler`` (default: the model's) with ``--sampler-arg`` options."""
     sampler = args.sampler or model.config["sampler"]
     if args.sampler_arg:
         sampler = {**({"name": sampler} if isinstance(sampler, str) else dict(sampler)), **dict(args.sampler_arg)}
-    resolve_sampler(sampler, model)  # fail before the progress bar starts
     return sampler
-
-
-def _windows(model, seconds: float, overlap: float) -> int:
-    """How many windows ``generate`` runs for a clip of ``seconds``."""
-    if seconds <= model.max_seconds + 1e-9:
-        return 1
-    from .edit import plan_windows
-
-    return plan_windows(model, model.representation.frames_for(seconds), overlap).count
 
 
 def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "prompt", "negative_prompt"),
@@ -421,10 +376,8 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     (``--seed``, ``--prompt``, ...) under a progress bar, and write the clips."""
     from .hub import load
 
-    from .generate import check_prefix
+    from .audio.clip import check_prefix
 
-    if args.steps is not None and args.steps < 1:
-        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     check_prefix(args.prefix)
     out = check_out_dir(args.out)
     if args.plot:
@@ -434,7 +387,7 @@ def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "
     if args.sampler is not None or args.sampler_arg:  # otherwise the edit's default sampler
         kwargs["sampler"] = _sampler_spec(args, model)
     kwargs.update({key: getattr(args, key) for key in shared})
-    bar, callback = _progress(None, args.quiet)
+    bar, callback = _progress(args.quiet)
     try:
         if "num_samples" in kwargs:  # made and written batch by batch: bounded memory for any -n
             from .edit import in_batches
@@ -498,13 +451,10 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .generate import inference_sigmas
     from .hub import load
     from .metrics import load_judge
     from .metrics.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate_manifest, write_report
 
-    if args.steps is not None and args.steps < 1:
-        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     from .files import check_target
 
     out = check_out_dir(args.out)
@@ -513,8 +463,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     judge = load_judge(args.judge) if args.judge is not None else None
     model = load(args.model, device=_device(args.device))
     prompts = args.prompts[0] if args.prompts in ([LABEL_PROMPTS], [CAPTION_PROMPTS]) else args.prompts
-    steps = len(inference_sigmas(model, args.steps, args.spacing, args.sigma_min)) - 1
-    bar, callback = _progress(steps * -(-args.num_samples // args.batch_size), args.quiet)
+    bar, callback = _progress(args.quiet)
     try:
         split = None if args.split == "all" else args.split
         report = evaluate_manifest(model, args.reference, args.num_samples, split, judge=judge, prompts=prompts,
@@ -595,7 +544,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise AudiodiffError(
             f"no shipped models yet in {PRETRAINED_DIR}: train one with a recipe (see README) "
             "and generate from its folder with `audiodiff generate --model DIR`")
-    from .generate import generate, resolve_vocoder
+    from .generate import generate
+    from .sampling import resolve_vocoder
     from .hub import load
 
     models = {name: load(name) for name in shipped}

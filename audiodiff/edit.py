@@ -1,82 +1,60 @@
-"""Editing audio with a diffusion model: inpaint, continue, long clips, variations, interpolation, loops.
+"""Editing audio with a diffusion model: inpaint, continue, variations, interpolation, loops.
 
-Everything here is built from :mod:`audiodiff.generate`'s pieces (sampler, sigma ladder, noise,
-:func:`~audiodiff.generate.run_sampler`, decoding) and works with any registered sampler: edits
-change the denoise function a sampler sees, or which segment of the sigma ladder it walks, never
-the sampler itself.
+Every edit starts from the one shared set-up (:func:`~audiodiff.sampling.prepare_run`) and is built
+from the sampling pieces in :mod:`audiodiff.sampling`; it works with any registered sampler, because
+an edit changes the denoise function a sampler sees, or which segment of the sigma ladder it walks,
+never the sampler itself.
 
-- Inpainting (:func:`inpaint`, :func:`run_inpainting`): RePaint (Lugmayr et al. 2022, alg. 1).  The
-  known region must be ``x0 + sigma * eps`` at every sigma (RePaint eq. 8).  Rather than overwrite
-  a sampler's state, :func:`known_denoiser` answers the denoiser query with ``x0`` itself inside
-  the known region; any sampler that steps towards its denoised estimate (DDIM, Euler, Heun,
-  DPM-Solver++, ancestral/DDPM) then keeps the known region at exactly ``x0 + sigma * eps`` after
-  every step (for ODE samplers with one fixed ``eps``; with fresh noise for stochastic ones), while
-  the net sees it as context for the unknown region.  Resampling ("jumps", alg. 1 lines 3-9 with
-  the jump schedule of their sec. 4.3): after walking ``jump_length`` levels down the ladder the
-  sample is re-noised back up with ``x_hi = x_lo + sqrt(sigma_hi^2 - sigma_lo^2) * z`` (the forward
-  process in sigma space) and walked down again, ``jumps`` times.
-- Continuation and long clips (:func:`continue_audio`, :func:`extend`): windows of the model's
-  ``max_seconds`` that overlap the audio so far; each inpaints its overlap (known) and the rest,
-  and the last ``crossfade`` frames of the overlap are crossfaded in feature space.
+- Inpainting (:func:`inpaint`): RePaint (Lugmayr et al. 2022, alg. 1) through
+  :func:`~audiodiff.sampling.run_inpainting` and its known-region denoiser.
+- Continuation (:func:`continue_audio`): windows of the model's ``max_seconds`` that overlap the audio
+  so far (:func:`~audiodiff.sampling.extend`); each inpaints its overlap (known) and the rest, and the
+  last ``crossfade`` frames of the overlap are crossfaded in feature space.
 - Variation (:func:`variation`): SDEdit (Meng et al. 2022, sec. 3, alg. 1): noise the clip to the
   ladder's sigma at fraction ``strength`` and sample from there.
 - Interpolation (:func:`interpolate`): DDIM inversion (Song et al. 2021, sec. 4.3; the
   probability-flow ODE, Karras et al. 2022 eq. 4, integrated upwards from sigma_min to sigma_max
   with the same deterministic sampler on the ascending ladder), spherical interpolation of the
-  latents (Shoemake 1985; as in Song et al. 2021, sec. 5.3), regenerated with the ODE.
+  latents (:func:`~audiodiff.sampling.slerp`), regenerated with the ODE.
   :func:`interpolate_prompts` blends the conditioning net inputs linearly from one noise.
-- Loops (:func:`loop`): the denoiser sees the time axis circularly padded (:func:`circular_denoiser`),
-  so the clip's end flows into its start.
-
-:func:`seam_score` measures a seam: the mean absolute mel change between the frames either side of
-it, over the clip's median frame-to-frame change (1 is a seam like any other frame step).
+- Loops (:func:`loop`): the denoiser sees the time axis circularly padded
+  (:func:`~audiodiff.sampling.circular_denoiser`), so the clip's end flows into its start.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from .audio.io import load_audio, resample, to_mono
 from . import checks
+from .audio.clip import Audio
+from .audio.io import load_audio, resample, to_mono
 from .errors import AudioError, ConfigError
-from .generate import (Audio, PerRowGenerator, base_metadata, check_guidance, check_prompts, check_seconds,
-                       LONG_FORM_LIMIT, conditioned_denoiser, inference_sigmas, initial_noise, inputs_denoiser, make_generators,
-                       resolve_sampler, resolve_vocoder, run_sampler, to_audio)
 from .model import DiffusionModel
+from .sampling.core import (Callback, DenoiseFn, PerRowGenerator, initial_noise, inputs_denoiser, make_generators,
+                            run_sampler, to_audio)
+from .sampling.run import LONG_FORM_LIMIT, SamplingRun, check_seconds, prepare_run
+from .sampling.transforms import check_jumps, circular_denoiser, known_mask, masked_start, run_inpainting
+from .sampling.windows import extend, loop_seam_score, plan_windows, seam_score, slerp
 
-DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Callback = Callable[[dict[str, Any]], None] | None
 AudioInput = Audio | torch.Tensor | str | os.PathLike
 
-__all__ = ["WindowPlan", "circular_denoiser", "continue_audio", "extend", "in_batches", "inpaint", "interpolate", "iter_interpolate", "iter_interpolate_prompts",
-           "interpolate_prompts", "invert", "known_denoiser", "lerp_inputs", "load_input", "loop", "loop_seam_score",
-           "mel_band", "mel_centres", "plan_windows", "repaint_segments", "run_inpainting", "seam_score", "slerp",
+__all__ = ["continue_audio", "in_batches", "inpaint", "interpolate", "interpolate_prompts", "invert",
+           "iter_interpolate", "iter_interpolate_prompts", "lerp_inputs", "load_input", "loop", "mel_band", "mel_centres",
            "variation"]
 
 
 # -- checks and inputs -------------------------------------------------------------------------
-def _number(name: str, value: Any) -> float:
-    return checks.number(name, value)
-
-
 def _fraction(name: str, value: Any, low: float, high: float, closed_high: bool = False) -> float:
     """``value`` in ``(low, high)`` (or ``(low, high]``), else a one-line error."""
     return checks.number(name, value, low, high, low_open=True, high_open=not closed_high)
 
 
-def _count(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    return checks.integer(name, value, minimum, maximum)
-
-
 #: the most clips one edit call makes (they are made in one batch)
 MAX_EDIT_CLIPS = 256
-#: the most RePaint resamplings per jump point (each repeats jump_length sampler steps)
-MAX_JUMPS = 100
 
 
 def load_input(model: DiffusionModel, audio: AudioInput) -> tuple[torch.Tensor, str | None]:
@@ -158,8 +136,8 @@ def mel_band(representation: Any, fmin: float | None, fmax: float | None) -> tup
         return None
     if not all(hasattr(representation, k) for k in ("f_min", "f_max", "n_mels")):
         raise ConfigError("a frequency band (fmin/fmax) needs a mel representation")
-    lo_hz = representation.f_min if fmin is None else _number("fmin", fmin)
-    hi_hz = representation.f_max if fmax is None else _number("fmax", fmax)
+    lo_hz = representation.f_min if fmin is None else checks.number("fmin", fmin)
+    hi_hz = representation.f_max if fmax is None else checks.number("fmax", fmax)
     if not representation.f_min <= lo_hz < hi_hz <= representation.f_max:
         raise ConfigError(f"need {representation.f_min:g} <= fmin < fmax <= {representation.f_max:g} Hz "
                           f"(the model's mel range), got fmin={lo_hz:g}, fmax={hi_hz:g}")
@@ -172,7 +150,7 @@ def mel_band(representation: Any, fmin: float | None, fmax: float | None) -> tup
 
 def time_frames(representation: Any, start: float, end: float, frames: int) -> tuple[int, int]:
     """Frames ``[a, b)`` whose centres lie in ``[start, end]`` seconds of a clip of ``frames`` frames."""
-    start, end = _number("start", start), _number("end", end)
+    start, end = checks.number("start", start), checks.number("end", end)
     hop = representation.seconds_for(2) - representation.seconds_for(1)  # seconds per frame (a latent's span several hops)
     length = representation.seconds_for(frames)
     if not 0 <= start < end <= length + hop:
@@ -182,14 +160,6 @@ def time_frames(representation: Any, start: float, end: float, frames: int) -> t
     if b <= a:
         raise ConfigError(f"the range {start:g}-{end:g} s holds no mel frame (frames are {hop * 1000:.1f} ms apart)")
     return a, b
-
-
-def known_mask(model: DiffusionModel, frames: int, a: int, b: int, band: tuple[int, int] | None = None) -> torch.Tensor:
-    """Bool ``(1, *net_shape_per_frame, frames)``: False in frames ``[a, b)`` (and mel ``band``), True elsewhere."""
-    known = torch.ones(1, *model.representation.shape_per_frame, frames, dtype=torch.bool)
-    lo, hi = band or (0, known.shape[1])
-    known[:, lo:hi, ..., a:b] = False  # bins are the first feature axis of a mel
-    return model.to_net_layout(known).to(model.device)
 
 
 def context_window(frames: int, a: int, b: int, window: int) -> tuple[int, int]:
@@ -203,128 +173,18 @@ def context_window(frames: int, a: int, b: int, window: int) -> tuple[int, int]:
 
 
 # -- the inpainting sampler -----------------------------------------------------------------------
-def known_denoiser(denoise_fn: DenoiseFn, x0: torch.Tensor, known: torch.Tensor) -> DenoiseFn:
-    """``D'(x, sigma) = x0`` where ``known``, ``D(x, sigma)`` elsewhere (an oracle for the known region).
-
-    A sampler stepping towards ``D'`` keeps the known region of its sample at ``x0 + sigma * eps``.
-    """
-    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return torch.where(known, x0, denoise_fn(x, sigma))
-
-    return denoise
-
-
-def repaint_segments(steps: int, jumps: int, jump_length: int) -> list[tuple[int, int]]:
-    """RePaint's walk over ladder indices ``0..steps`` as ``(i, j)`` pairs (Lugmayr et al. 2022, sec. 4.3).
-
-    ``i < j``: run the sampler over ``sigmas[i..j]``; ``i > j``: re-noise from ``sigmas[i]`` up to
-    ``sigmas[j]``.  Every ``jump_length`` levels (above the last) the walk jumps back up
-    ``jump_length`` levels, ``jumps`` times.  ``jumps = 0`` is one run over the whole ladder.
-    """
-    left = {k: jumps for k in range(jump_length, steps, jump_length)}
-    segments, start, k = [], 0, 0
-    while k < steps:
-        k += 1
-        if left.get(k, 0) > 0:
-            left[k] -= 1
-            segments += [(start, k), (k, k - jump_length)]
-            start = k = k - jump_length
-    return segments + [(start, steps)]
-
-
-def renoise(x: torch.Tensor, sigma: torch.Tensor, sigma_up: torch.Tensor, noise: PerRowGenerator) -> torch.Tensor:
-    """The forward process from ``sigma`` up to ``sigma_up``: add ``N(0, sigma_up^2 - sigma^2)``."""
-    return x + (sigma_up**2 - sigma**2).sqrt() * noise.randn(x.shape, x.dtype).to(x.device)
-
-
-def masked_start(model: DiffusionModel, x0: torch.Tensor, known: torch.Tensor, sigma: float,
-                 generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """``(B, ...)`` start: ``x0 + sigma * eps`` where ``known``, prior noise elsewhere (one ``eps`` per row)."""
-    eps = PerRowGenerator(generators).randn((len(generators), *x0.shape[1:]), x0.dtype).to(x0.device)
-    return torch.where(known, x0 + sigma * eps, model.schedule.prior_scale(sigma) * eps)
-
-
-def check_jumps(jumps: int, jump_length: int, steps: int) -> None:
-    _count("jumps", jumps, 0, MAX_JUMPS)
-    _count("jump_length", jump_length, 1)
-    if jumps > 0 and jump_length >= steps:
-        raise ConfigError(f"jump_length ({jump_length}) must be below the number of steps ({steps}) "
-                          "for jumps to happen")
-
-
-def run_inpainting(model: DiffusionModel, x: torch.Tensor, x0: torch.Tensor, known: torch.Tensor,
-                   sigmas: torch.Tensor, sampler: Any, generators: Sequence[torch.Generator], denoise_fn: DenoiseFn,
-                   jumps: int = 0, jump_length: int = 10, callback: Callback = None) -> torch.Tensor:
-    """Sample ``x`` ``(B, ...)`` at ``sigmas[0]`` down the ladder keeping ``x0`` where ``known`` (RePaint).
-
-    Runs ``sampler`` on the segments of :func:`repaint_segments` with :func:`known_denoiser`; the
-    callback's ``"i"`` counts steps over all segments.
-    """
-    denoise_fn = known_denoiser(denoise_fn, x0, known)
-    noise = PerRowGenerator(generators)
-    done = [0]
-
-    def counted(info: dict[str, Any]) -> None:
-        callback({**info, "i": done[0]})
-        done[0] += 1
-
-    for i, j in repaint_segments(len(sigmas) - 1, jumps, jump_length):
-        if i < j:
-            x = run_sampler(model, x, sigmas[i:j + 1], sampler, generators, callback and counted, denoise_fn)
-        else:
-            x = renoise(x, sigmas[i], sigmas[j], noise)
-    return x
 
 
 # -- the shared set-up of an edit ------------------------------------------------------------------
-@dataclass
-class EditRun:
-    """What every edit resolves first: sampler, ladder, vocoder, per-clip seeds, prompts and sidecar fields."""
-
-    sampler: Any
-    sigmas: torch.Tensor
-    vocoder: Any
-    seeds: list[int]
-    generators: list[torch.Generator]
-    prompts: list[str]
-    negatives: list[str] | None
-    scale: float
-    common: dict[str, Any]
-
-    def denoiser(self, model: DiffusionModel, rows: int | None = None) -> DenoiseFn:
-        """The (guided) denoiser for the first ``rows`` clips' prompts (default: all)."""
-        rows = len(self.prompts) if rows is None else rows
-        with torch.inference_mode():
-            negatives = self.negatives and self.negatives[:rows]
-            return conditioned_denoiser(model, self.prompts[:rows], negatives, self.scale)
-
-    def metadata(self, model: DiffusionModel, edit: Mapping[str, Any], seconds: float) -> list[dict[str, Any]]:
-        """One sidecar per clip: the shared fields, the seed and index, the prompt and the ``edit``."""
-        metas = []
-        for i, seed in enumerate(self.seeds):
-            meta = {**self.common, "seconds": seconds, "seed": seed, "index": i, "edit": dict(edit)}
-            if model.is_conditional:
-                meta.update(prompt=self.prompts[i], negative_prompt=self.negatives[i] if self.negatives else None,
-                            guidance_scale=self.scale)
-            metas.append(meta)
-        return metas
 
 
 def prepare(model: DiffusionModel, num_samples: int = 1, prompt: str | None = None, negative_prompt: str | None = None,
             guidance_scale: float | None = None, steps: int | None = None, sampler: Any = None,
-            spacing: str | None = None, seed: int | None = None, vocoder: Any = None) -> EditRun:
-    """Check the options every edit shares and resolve them (as :func:`~audiodiff.generate.generate` does)."""
-    _count("num_samples", num_samples, 1, MAX_EDIT_CLIPS)
-    prompts, negatives = check_prompts(model, prompt, negative_prompt, num_samples)
-    scale = check_guidance(model, guidance_scale, 0.0)
-    model.eval()
-    sampler_obj = resolve_sampler(sampler, model)
-    sigmas = inference_sigmas(model, steps, spacing)
-    vocoder_obj = resolve_vocoder(model, vocoder)
-    seed = checks.seed(seed, num_samples)
-    seeds = list(range(seed, seed + num_samples))
-    common = base_metadata(model, sampler_obj, sigmas, spacing, model.seconds, vocoder_obj)
-    return EditRun(sampler_obj, sigmas, vocoder_obj, seeds, make_generators(seeds), prompts, negatives, scale, common)
+            spacing: str | None = None, seed: int | None = None, vocoder: Any = None) -> SamplingRun:
+    """The shared set-up of an edit: :func:`~audiodiff.sampling.prepare_run` (no rescale, the model's ladder end),
+    at most :data:`MAX_EDIT_CLIPS` clips."""
+    return prepare_run(model, num_samples, prompt, negative_prompt, guidance_scale, 0.0, steps, sampler, spacing, None,
+                       seed, vocoder, max_clips=MAX_EDIT_CLIPS)
 
 
 def _seconds(model: DiffusionModel, x: torch.Tensor) -> float:
@@ -332,112 +192,9 @@ def _seconds(model: DiffusionModel, x: torch.Tensor) -> float:
 
 
 # -- seams ----------------------------------------------------------------------------------------
-def seam_score(features: torch.Tensor, seam_frames: Sequence[int]) -> float:
-    """How abrupt seams are: mean abs change across them over the clip's median frame-to-frame change.
-
-    Args:
-        features: one clip's features ``(*shape_per_frame, frames)``, e.g. a mel ``(n_mels, frames)``.
-        seam_frames: frames ``s`` (``1 <= s < frames``) where a seam lies between ``s - 1`` and ``s``.
-
-    Returns:
-        ``mean_s |f[:, s] - f[:, s-1]| / median_t |f[:, t] - f[:, t-1]|`` (each change averaged over
-        the feature axes); about 1 when a seam is as smooth as the clip.
-    """
-    frames = features.shape[-1]
-    seams = [int(s) for s in seam_frames]
-    if not seams or not all(1 <= s < frames for s in seams):
-        raise ConfigError(f"seam frames must be a non-empty list within [1, {frames - 1}], got {seams}")
-    flat = features.detach().float().reshape(-1, frames)  # (*shape_per_frame, T) -> (D, T)
-    change = (flat[:, 1:] - flat[:, :-1]).abs().mean(0)  # (T - 1,): change into frame t + 1
-    typical = change.median().clamp(min=1e-12)
-    return float(change[[s - 1 for s in seams]].mean() / typical)
-
-
-def loop_seam_score(features: torch.Tensor) -> float:
-    """:func:`seam_score` of a clip played twice: its end flowing into its start."""
-    return seam_score(torch.cat([features, features], dim=-1), [features.shape[-1]])  # (..., T) -> (..., 2T)
 
 
 # -- long clips and continuation ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class WindowPlan:
-    """How a clip of ``frames`` frames is made in windows of ``window`` frames.
-
-    Each window after the first shares ``overlap`` frames with the audio so far: the first
-    ``overlap - crossfade`` are inpainted as known, the last ``crossfade`` are crossfaded.
-    """
-
-    frames: int
-    window: int
-    overlap: int
-    crossfade: int
-
-    def windows_after(self, existing: int) -> int:
-        """How many windows continue ``existing`` frames to :attr:`frames`."""
-        hop = self.window - min(self.overlap, existing)
-        return max(0, -(-(self.frames - existing) // hop))
-
-    @property
-    def count(self) -> int:
-        """Windows in all when the first window is sampled from noise."""
-        return 1 + self.windows_after(min(self.window, self.frames))
-
-    def metadata(self) -> dict[str, int]:
-        return {"window_frames": self.window, "overlap_frames": self.overlap,
-                "crossfade_frames": self.crossfade, "windows": self.count}
-
-
-def plan_windows(model: DiffusionModel, frames: int, overlap: float = 0.5, crossfade: float = 0.25) -> WindowPlan:
-    """Windows of the model's ``max_seconds`` overlapping by the fraction ``overlap`` of a window, of
-    which the fraction ``crossfade`` is crossfaded rather than kept.
-
-    With the exact denoiser of smooth (Gaussian-process) features in ``tests/test_edit.py``,
-    continuing a clip by 0.5 s gave a median seam ratio of 1.44 with ``crossfade=0.25`` and 2.19
-    with none; independent windows laid end to end give about 4.6.
-    """
-    _fraction("overlap", overlap, 0.0, 1.0)
-    if _number("crossfade", crossfade) < 0 or crossfade >= 1:
-        raise ConfigError(f"crossfade must be in [0, 1), got {crossfade:g}")
-    window = model.representation.frames_for(model.max_seconds)
-    if window < 3:
-        raise ConfigError(f"this model's window ({window} frames) is too short to make long clips from")
-    shared = min(window - 1, max(2, round(overlap * window)))
-    return WindowPlan(int(frames), window, shared, min(shared - 1, round(crossfade * shared)))
-
-
-def join(x: torch.Tensor, y: torch.Tensor, shared: int, fade: int) -> torch.Tensor:
-    """``x`` ``(B, ..., E)`` then window ``y`` ``(B, ..., W)`` whose first ``shared`` frames overlap
-    ``x``'s last; the last ``fade`` of those are crossfaded linearly.  Returns ``(B, ..., E + W - shared)``."""
-    end = x.shape[-1]
-    w = torch.arange(1, fade + 1, device=x.device, dtype=x.dtype) / (fade + 1)  # (fade,) ramp into y
-    blend = torch.lerp(x[..., end - fade:], y[..., shared - fade:shared], w)
-    return torch.cat([x[..., :end - fade], blend, y[..., shared:]], dim=-1)
-
-
-@torch.inference_mode()
-def extend(model: DiffusionModel, x: torch.Tensor, plan: WindowPlan, sigmas: torch.Tensor, sampler: Any,
-           generators: Sequence[torch.Generator], denoise_fn: DenoiseFn, jumps: int = 0, jump_length: int = 10,
-           callback: Callback = None) -> tuple[torch.Tensor, list[int]]:
-    """Continue clean samples ``x`` ``(B, ..., E)`` to ``(B, ..., plan.frames)``, window by window.
-
-    Each window starts ``overlap`` frames before the end so far, inpaints (:func:`run_inpainting`)
-    everything after its known part, and is joined on with :func:`join`.  Returns the samples and
-    the seam frames (where the new window's content starts and where the crossfade ends).
-    """
-    seams: list[int] = []
-    while x.shape[-1] < plan.frames:
-        end = x.shape[-1]
-        shared = min(plan.overlap, end)
-        fade = min(plan.crossfade, shared - 1)
-        x0 = x.new_zeros((*x.shape[:-1], plan.window))
-        x0[..., :shared] = x[..., end - shared:]
-        known = known_mask(model, plan.window, shared - fade, plan.window)
-        start = masked_start(model, x0, known, float(sigmas[0]), generators)
-        y = run_inpainting(model, start, x0, known, sigmas, sampler, generators, denoise_fn, jumps, jump_length,
-                           callback)
-        x = join(x, y, shared, fade)
-        seams += sorted({end - fade, end})
-    return x[..., :plan.frames], [s for s in seams if s < plan.frames]
 
 
 def continue_audio(model: DiffusionModel, audio: AudioInput, seconds: float, num_samples: int = 1,
@@ -464,17 +221,20 @@ def continue_audio(model: DiffusionModel, audio: AudioInput, seconds: float, num
                           f"{model.representation.seconds_for(2) - model.representation.seconds_for(1):.3f} s apart)")
     plan = plan_windows(model, frames, overlap, crossfade)
     x = x0.expand(len(run.seeds), *x0.shape[1:])  # (1, ...) -> (B, ...)
-    x, seams = extend(model, x, plan, run.sigmas, run.sampler, run.generators, run.denoiser(model), jumps,
+    x, seams = extend(model, x, plan, run.sigmas, run.sampler, run.generators, run.denoiser(), jumps,
                       jump_length, callback)
     edit = {"name": "continue", "input": source, "added_seconds": seconds, "jumps": jumps,
             "jump_length": jump_length, **plan.metadata(), "windows": plan.windows_after(x0.shape[-1])}
     return _finish(model, run, x, edit, seams)
 
 
-def _finish(model: DiffusionModel, run: EditRun, x: torch.Tensor, edit: Mapping[str, Any],
+def _finish(model: DiffusionModel, run: SamplingRun, x: torch.Tensor, edit: Mapping[str, Any],
             seams: Sequence[int] = ()) -> list[Audio]:
     """Decode ``x`` ``(B, ...)`` into clips with sidecars (and the seams' ``seam_ratio`` when there are seams)."""
-    metas = run.metadata(model, edit, _seconds(model, x))
+    fields = {"seconds": _seconds(model, x), "edit": dict(edit)}
+    if model.is_conditional:
+        fields["guidance_scale"] = run.scale
+    metas = run.metadata(0, min(len(x), len(run.prompts)), fields)
     feats = model.from_net_layout(x).float().cpu()  # (B, *shape_per_frame, T)
     for meta, f in zip(metas, feats):
         if seams:
@@ -512,7 +272,7 @@ def inpaint(model: DiffusionModel, audio: AudioInput, start: float, end: float, 
 
 
 @torch.inference_mode()
-def _inpaint_window(model: DiffusionModel, run: EditRun, x0: torch.Tensor, window: tuple[int, int],
+def _inpaint_window(model: DiffusionModel, run: SamplingRun, x0: torch.Tensor, window: tuple[int, int],
                     known: torch.Tensor, jumps: int, jump_length: int, callback: Callback,
                     denoise_fn: DenoiseFn | None = None) -> torch.Tensor:
     """``(B, ..., T)``: ``x0`` ``(1, ..., T)`` with its ``window`` frames inpainted where not ``known``
@@ -521,7 +281,7 @@ def _inpaint_window(model: DiffusionModel, run: EditRun, x0: torch.Tensor, windo
     part = x0[..., w0:w1]
     start = masked_start(model, part, known, float(run.sigmas[0]), run.generators)
     y = run_inpainting(model, start, part, known, run.sigmas, run.sampler, run.generators,
-                       denoise_fn or run.denoiser(model), jumps, jump_length, callback)
+                       denoise_fn or run.denoiser(), jumps, jump_length, callback)
     out = x0.repeat(len(run.seeds), *[1] * (x0.dim() - 1))  # (1, ...) -> (B, ...)
     out[..., w0:w1] = y
     return out
@@ -551,7 +311,7 @@ def variation(model: DiffusionModel, audio: AudioInput, strength: float, num_sam
     else:
         eps = PerRowGenerator(run.generators).randn((len(run.seeds), *x0.shape[1:]), x0.dtype)  # (B, ...)
         x = x0 + sigmas[0] * eps.to(x0.device)
-    x = run_sampler(model, x, sigmas, run.sampler, run.generators, callback, run.denoiser(model))
+    x = run_sampler(model, x, sigmas, run.sampler, run.generators, callback, run.denoiser())
     edit = {"name": "variation", "input": source, "strength": strength, "start_sigma": float(sigmas[0]),
             "steps_run": len(sigmas) - 1}
     return _finish(model, run, x, edit)
@@ -569,22 +329,6 @@ def invert(model: DiffusionModel, x0: torch.Tensor, sigmas: torch.Tensor, sample
         raise ConfigError("inversion needs a deterministic sampler (ddim with eta=0, euler, heun, dpmpp_2m)")
     rising = sigmas[:-1].flip(0)  # (N,) ascending: sigma_min .. sigma_max
     return run_sampler(model, x0, rising, sampler, None, callback, denoise_fn)
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of ``a``, ``b`` ``(1, ...)`` at ``t`` ``(N,)`` -> ``(N, ...)`` (Shoemake 1985).
-
-    Falls back to linear interpolation for nearly parallel vectors.
-    """
-    fa, fb = a.reshape(-1).double(), b.reshape(-1).double()  # (1, ...) -> (D,)
-    cos = (fa @ fb / (fa.norm() * fb.norm()).clamp(min=1e-12)).clamp(-1, 1)
-    theta = torch.arccos(cos)
-    t = t.double().to(a.device)[:, None]  # (N, 1)
-    if theta < 1e-4:
-        mixed = (1 - t) * fa + t * fb
-    else:
-        mixed = (torch.sin((1 - t) * theta) * fa + torch.sin(t * theta) * fb) / torch.sin(theta)
-    return mixed.to(a.dtype).reshape(len(t), *a.shape[1:])  # (N, D) -> (N, ...)
 
 
 def interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioInput, n: int, prompt: str | None = None,
@@ -614,20 +358,20 @@ def iter_interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioI
                      batch_size: int = 16) -> Iterator[Audio]:
     """:func:`interpolate` as an iterator: the inputs are checked and inverted now, then the clips
     come ``batch_size`` at a time."""
-    _count("n", n, 2, checks.MAX_CLIPS)
-    batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
+    checks.integer("n", n, 2, checks.MAX_CLIPS)
+    batch_size = checks.integer("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     (xa, source_a), (xb, source_b) = load_input(model, audio_a), load_input(model, audio_b)
     frames = min(xa.shape[-1], xb.shape[-1])
     ends = torch.cat([xa[..., :frames], xb[..., :frames]])  # 2 x (1, ..., T) -> (2, ..., T)
     check_length(model, ends, "interpolate")
     rows = max(2, min(n, batch_size))
     run = prepare(model, rows, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, 0, vocoder)
-    latents = invert(model, ends, run.sigmas, run.sampler, run.denoiser(model, rows=2), callback)
+    latents = invert(model, ends, run.sigmas, run.sampler, run.denoiser(0, 2), callback)
     t = torch.linspace(0, 1, n)
 
     def regenerate(weights: torch.Tensor) -> torch.Tensor:  # (k,) -> (k, ...)
         return run_sampler(model, slerp(latents[:1], latents[1:], weights), run.sigmas, run.sampler, None, callback,
-                           run.denoiser(model, rows=len(weights)))
+                           run.denoiser(0, len(weights)))
 
     first = regenerate(t[:batch_size])
     last = first[-1:] if n <= batch_size else regenerate(t[-1:])
@@ -683,8 +427,8 @@ def iter_interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str
                              spacing: str | None = None, seed: int | None = None, vocoder: Any = None,
                              callback: Callback = None, batch_size: int = 16) -> Iterator[Audio]:
     """:func:`interpolate_prompts` as an iterator: checked now, then made ``batch_size`` clips at a time."""
-    _count("n", n, 2, checks.MAX_CLIPS)
-    batch_size = _count("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
+    checks.integer("n", n, 2, checks.MAX_CLIPS)
+    batch_size = checks.integer("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     if not model.is_conditional:
         raise ConfigError("this model is unconditional: it takes no prompt to interpolate")
     if not isinstance(prompt_a, str) or not isinstance(prompt_b, str):
@@ -716,14 +460,6 @@ def iter_interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str
 
 
 # -- loops -------------------------------------------------------------------------------------------
-def circular_denoiser(denoise_fn: DenoiseFn, wrap: int) -> DenoiseFn:
-    """The denoiser on the time axis padded circularly by ``wrap`` frames each side, cropped back."""
-    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        frames = x.shape[-1]
-        padded = torch.cat([x[..., frames - wrap:], x, x[..., :wrap]], dim=-1)  # (B, ..., T) -> (B, ..., T + 2 wrap)
-        return denoise_fn(padded, sigma)[..., wrap:wrap + frames]  # (B, ..., T + 2 wrap) -> (B, ..., T)
-
-    return denoise
 
 
 def loop(model: DiffusionModel, seconds: float | None = None, prompt: str | None = None, num_samples: int = 1,
@@ -747,7 +483,7 @@ def loop(model: DiffusionModel, seconds: float | None = None, prompt: str | None
         wrap_frames = max(1, round(wrap * frames))
         x = initial_noise(model, frames, float(run.sigmas[0]), run.generators).to(model.device)
         x = run_sampler(model, x, run.sigmas, run.sampler, run.generators, callback,
-                        circular_denoiser(run.denoiser(model), wrap_frames))
+                        circular_denoiser(run.denoiser(), wrap_frames))
         edit = {"name": "loop", "wrap_frames": wrap_frames}
     else:
         x, edit = _loop_clip(model, run, audio, seconds, wrap, callback)
@@ -757,7 +493,7 @@ def loop(model: DiffusionModel, seconds: float | None = None, prompt: str | None
     return clips
 
 
-def _loop_clip(model: DiffusionModel, run: EditRun, audio: AudioInput, seconds: float | None, wrap: float,
+def _loop_clip(model: DiffusionModel, run: SamplingRun, audio: AudioInput, seconds: float | None, wrap: float,
                callback: Callback) -> tuple[torch.Tensor, dict[str, Any]]:
     """``(B, ...)``: the clip with its ends regenerated around the end-to-start seam, and the sidecar's ``edit``."""
     if seconds is not None:
@@ -770,5 +506,5 @@ def _loop_clip(model: DiffusionModel, run: EditRun, audio: AudioInput, seconds: 
     tail = max(1, round(wrap * frames / 2))  # regenerated at each end: the seam sits in the middle of 2 * tail frames
     known = ~known_mask(model, frames, tail, frames - tail)  # (1, ..., T): True in the middle only
     x = _inpaint_window(model, run, x0, (0, frames), known, 0, 10, callback,
-                        circular_denoiser(run.denoiser(model), 2 * tail))
+                        circular_denoiser(run.denoiser(), 2 * tail))
     return x, {"name": "loop", "input": source, "wrap_frames": 2 * tail, "regenerated_frames": [[0, tail], [frames - tail, frames]]}

@@ -195,7 +195,7 @@ class Studio:
         """How many sampler steps ``run`` will report for these arguments (for a progress bar), where
         that is simple to tell: one sampler run per clip of ``generate`` within the model's window,
         one for all clips of ``loop`` and ``interpolate_prompts``; else ``None``."""
-        from .generate import inference_sigmas
+        from .sampling import inference_sigmas
 
         model = self.model(model_name)
         steps = len(inference_sigmas(model, kwargs.get("steps"), kwargs.get("spacing"))) - 1

@@ -44,7 +44,7 @@ import torch  # noqa: E402
 
 import audiodiff  # noqa: E402
 from audiodiff import registry  # noqa: E402
-from audiodiff.generate import inputs_denoiser  # noqa: E402
+from audiodiff.sampling import inputs_denoiser  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "conditioning.md"
 

@@ -42,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import audiodiff  # noqa: E402
 from audiodiff.diffusion.samplers import DDIM  # noqa: E402
-from audiodiff.generate import inference_sigmas, run_sampler  # noqa: E402
+from audiodiff.sampling import inference_sigmas, run_sampler  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "core.md"
 

@@ -48,8 +48,8 @@ import audiodiff  # noqa: E402
 from audiodiff.audio import load_autoencoder  # noqa: E402
 from audiodiff.training.autoencoder import reconstruction_l1  # noqa: E402
 from audiodiff.data import read_manifest  # noqa: E402
-from audiodiff.generate import conditioned_denoiser, inference_sigmas, initial_noise, make_generators  # noqa: E402
-from audiodiff.generate import resolve_sampler, resolve_vocoder, run_sampler  # noqa: E402
+from audiodiff.sampling import conditioned_denoiser, inference_sigmas, initial_noise, make_generators  # noqa: E402
+from audiodiff.sampling import resolve_sampler, resolve_vocoder, run_sampler  # noqa: E402
 
 from audiodiff.metrics.evaluate import evaluate, select_reference  # noqa: E402
 from audiodiff.metrics.judge import load_clips, window_batch  # noqa: E402

@@ -50,7 +50,7 @@ def real_clips(model, n: int) -> tuple[torch.Tensor, list[str]]:
 
 def grainy(model, waves: torch.Tensor, std: float) -> torch.Tensor:
     """The clips through the model's mel, plus noise of ``std`` on the normalised log-mel, and its vocoder."""
-    from audiodiff.generate import resolve_vocoder
+    from audiodiff.sampling import resolve_vocoder
 
     vocoder = resolve_vocoder(model)
     with torch.inference_mode():

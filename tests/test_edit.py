@@ -15,11 +15,11 @@ import audiodiff
 from audiodiff import DiffusionModel, registry
 from audiodiff.audio import save_audio
 from audiodiff.cli import main
-from audiodiff.edit import (circular_denoiser, continue_audio, inpaint, interpolate, interpolate_prompts,
-                            load_input, loop, loop_seam_score, mel_band, mel_centres, plan_windows,
-                            repaint_segments, run_inpainting, seam_score, slerp, variation)
+from audiodiff.edit import (continue_audio, inpaint, interpolate, interpolate_prompts, load_input, loop, mel_band,
+                            mel_centres, variation)
 from audiodiff.errors import AudiodiffError, ConfigError
-from audiodiff.generate import make_generators, resolve_sampler, run_sampler
+from audiodiff.sampling import (circular_denoiser, loop_seam_score, make_generators, plan_windows, repaint_segments,
+                                resolve_sampler, run_inpainting, run_sampler, seam_score, slerp)
 
 SR = 8000
 
@@ -461,7 +461,7 @@ def test_cli_generate_long(files, capsys):
     (["inpaint", "-i", "{tmp}/none.wav", "--start", "0", "--end", "0.1"], "audio file not found"),
     (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--fmin", "2000", "--fmax", "100"], "fmin < fmax"),
     (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--prompt", "x"], "unconditional"),
-    (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--steps", "0"], "--steps must be >= 1"),
+    (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--steps", "0"], "steps must be an integer >= 1"),
     (["continue", "-i", "{a}", "--seconds", "-1"], "seconds must be in (0, "),
     (["continue", "-i", "{a}", "--seconds", "1", "--overlap", "1.5"], "overlap must be in (0, 1)"),
     (["variation", "-i", "{a}", "--strength", "0"], "strength must be in (0, 1]"),
