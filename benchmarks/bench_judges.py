@@ -70,7 +70,7 @@ def judges_table() -> str:
 
 def pitch_misses(items) -> list[str]:
     """``caption: estimate`` of the real test notes pYIN does not put within a semitone."""
-    from audiodiff.data.prepare import midi_to_note_name
+    from audiodiff.data.notes import midi_to_note_name
     from audiodiff.metrics.judge import load_clips, window_batch
     from audiodiff.metrics.pitch import estimate_pitch, parse_note_caption, pitch_hits
 

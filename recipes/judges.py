@@ -52,7 +52,7 @@ from audiodiff.data.manifest import ManifestItem  # noqa: E402
 from audiodiff import checks  # noqa: E402
 from audiodiff.errors import ConfigError  # noqa: E402
 from audiodiff.data.prepare import DIGIT_WORDS  # noqa: E402
-from audiodiff.data.render import GM_FAMILIES  # noqa: E402
+from audiodiff.data.notes import GM_FAMILIES  # noqa: E402
 from audiodiff.metrics import judge_clips  # noqa: E402
 from audiodiff.training.judge import JudgeTrainConfig, train_judge  # noqa: E402
 from audiodiff.metrics.judge import load_clips, window_batch  # noqa: E402

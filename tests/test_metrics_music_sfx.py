@@ -14,7 +14,7 @@ from conftest import tiny_config
 
 import audiodiff
 from audiodiff.data import ManifestItem, prepare_berklee, read_manifest
-from audiodiff.data.render import GM_FAMILIES, GM_INSTRUMENTS, gm_family, instrument_family
+from audiodiff.data.notes import GM_FAMILIES, GM_INSTRUMENTS, gm_family, instrument_family
 from audiodiff.errors import ConfigError
 from audiodiff.metrics import MelClassifier, load_judge
 from audiodiff.metrics.evaluate import clip_prompts, evaluate, markdown_table

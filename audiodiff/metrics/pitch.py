@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from ..audio.io import resample
-from ..data.prepare import note_name_to_midi
-from ..data.render import instrument_family
+from ..data.notes import instrument_family, note_name_to_midi
 from ..errors import ConfigError
 
 #: pYIN runs at this rate; 2048-sample frames (128 ms) resolve down to A0; candidate pitches every
