@@ -199,7 +199,7 @@ def run_generate(cfg: DictConfig) -> list[Path]:
     """Generate ``num_samples`` clips per prompt from ``cfg.model_path`` (folder or shipped name)."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
     from audiodiff.audio.clip import write_clips
-from audiodiff.files import check_out_dir
+    from audiodiff.files import check_out_dir
 
     name = cfg.model_path
     model = audiodiff.load(resolve(name) if resolve(name).is_dir() else name)

@@ -131,14 +131,6 @@ def espeak_digits(root: Path, voices: list[tuple[str, str]], words=DIGIT_WORDS) 
     return items
 
 
-def _setting(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with a JSON value, for argparse."""
-    try:
-        return checks.key_value(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def class_of(target: str, item) -> str | None:
     """The class of a manifest item under a judge ``target`` (as :meth:`MelClassifier.target_of`, before labels exist)."""
     if target == "label":
@@ -175,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--espeak-voices", type=int, default=0,
                         help="speech: espeak-ng voices besides FSDD's six speakers (at most 203; default 0)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_setting,
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=checks.key_value_arg,
                         help="a JudgeTrainConfig field (JSON value), e.g. noise_prob=0 (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
