@@ -6,7 +6,7 @@
     clips[0].save("out/0.wav")
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .errors import AudiodiffError, AudioError, ConfigError, ModelLoadError, SettingsMismatchError  # noqa: E402
 from .registry import build, names, register  # noqa: E402

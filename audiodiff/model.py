@@ -24,7 +24,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from . import __version__, checks
+from . import checks
+from ._version import __version__
 from .checkpoint import CONFIG_NAME, path_in_folder, read_config, read_tensors, save_folder
 from .errors import ConfigError, ModelLoadError, SettingsMismatchError, shorten
 from .conditioning import CROSS_ROUTES, GLOBAL_ROUTES, concat_net_inputs, drop_prompts, keep_mask, net_inputs

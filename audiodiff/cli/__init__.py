@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import AudiodiffError
 from . import evaluate, generate, models
 from .options import EXIT_USAGE, OneLineParser, one_line

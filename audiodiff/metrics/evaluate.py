@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..checkpoint import read_config
 from ..data.manifest import ManifestItem, read_manifest
 from ..errors import ConfigError

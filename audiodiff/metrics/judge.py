@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..audio.io import load_audio, resample
 from ..audio.mel import Mel
 from ..checkpoint import read_config, read_tensors, save_folder

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .. import __version__, checks
+from .. import checks
+from .._version import __version__
 from ..errors import ConfigError, shorten
 from ..model import DiffusionModel
 from .core import (Callback, DenoiseFn, conditioned_denoiser, inference_sigmas, make_generators, resolve_sampler,
