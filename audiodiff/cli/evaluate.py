@@ -64,8 +64,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..hub import load
-    from ..metrics import load_judge
-    from ..metrics.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate_manifest, write_report
+    from ..evaluation import load_judge
+    from ..evaluation.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate_manifest, write_report
 
     from ..files import check_target
 

@@ -35,8 +35,8 @@ from .notes import midi_to_note_name, note_name_to_midi
 
 log = logging.getLogger(__name__)
 
-#: FSDD names its files by digit; the labels are the digits' words, as in Speech Commands
-DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+#: FSDD names its files by digit; its labels are the words Speech Commands names its folders by
+_DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
 SPLIT_ALIASES: dict[str, str] = {
     "train": "train", "training": "train", "development": "train",
@@ -197,7 +197,7 @@ def prepare_fsdd(root: str | os.PathLike, valid_from_train: bool = False) -> lis
         if match is None:
             odd.append(path.name)
             continue
-        word = DIGIT_WORDS[int(match.group(1))]
+        word = _DIGIT_WORDS[int(match.group(1))]
         entries.append(_Entry(path, word, word, _fsdd_split(int(match.group(3)), valid_from_train)))
     if odd:
         log.warning("fsdd: skipped %d file(s) not named {digit}_{speaker}_{take}.wav (first: %s)", len(odd), odd[0])

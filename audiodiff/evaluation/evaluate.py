@@ -1,7 +1,7 @@
 """Evaluate a model against real clips through a judge: the SC09 protocol of DiffWave, for any model.
 
 :func:`evaluate` generates clips (one per prompt in turn when prompts are given), passes them and
-real reference clips through a judge (:class:`~audiodiff.metrics.judge.MelClassifier`) and reports,
+real reference clips through a judge (:class:`~audiodiff.evaluation.judge.MelClassifier`) and reports,
 for the generated clips, the Frechet distance of the judge's embeddings to the reference clips'
 (Heusel et al. 2017; Kilgour et al. 2019), the accuracy of the judge against the prompts, IS
 (Salimans et al. 2016), mIS (Gurumurthy et al. 2017), AM (Zhou et al. 2018) and NDB/k (Richardson &
@@ -12,10 +12,10 @@ that sample size).  With ``resynthesize``, the reference clips are also passed t
 own representation and vocoder: the best a model of this representation can score.
 
 Which class a prompt or a reference clip should get is the judge's business
-(:meth:`~audiodiff.metrics.judge.MelClassifier.target_of`): the label (spoken digits), the caption
+(:meth:`~audiodiff.evaluation.judge.MelClassifier.target_of`): the label (spoken digits), the caption
 (sound effects) or the General MIDI family of the instrument a note caption names (music notes).
 Prompts may be ``"captions"``: the reference clips' own captions.  Two figures are added where they
-apply: pitch accuracy (:mod:`audiodiff.metrics.pitch`, pYIN) when every prompt is a note caption,
+apply: pitch accuracy (:mod:`audiodiff.evaluation.pitch`, pYIN) when every prompt names a note (the judge's ``notes`` pattern),
 and caption retrieval (:mod:`audiodiff.metrics.retrieval`) when ``caption_items`` give each caption
 an embedding (the mean judge embedding of its clips).
 
@@ -39,12 +39,13 @@ from ..data.manifest import ManifestItem, read_manifest
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, finite_or_null, json_bytes
 from ..model import DiffusionModel
-from .classifier import am_score, inception_score, modified_inception_score
-from .frechet import frechet_distance
+from ..metrics.classifier import am_score, inception_score, modified_inception_score
+from ..metrics.frechet import frechet_distance
+from ..metrics.ndb import ndb
+from ..metrics.retrieval import caption_bank, retrieval_scores
 from .judge import MelClassifier, judge_clips, list_judges, load_clips, load_judge, window_batch
-from .ndb import ndb
-from .pitch import caption_pitch_accuracy, parse_note_caption
-from .retrieval import caption_bank, retrieval_scores
+from .pitch import caption_pitch_accuracy
+from .targets import caption_pitch
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ def evaluate(
     refs = select_reference(reference_items, max_reference)
     prompt_list = clip_prompts(prompts, num_samples, judge, refs)
     if pitch is None:
-        pitch = prompt_list is not None and all(parse_note_caption(p) is not None for p in prompt_list)
+        pitch = prompt_list is not None and all(caption_pitch(p, judge.notes) is not None for p in prompt_list)
     timing: dict[str, float] = {}
 
     start = time.perf_counter()  # the reference first, so a bad file fails before the long part
@@ -282,7 +283,7 @@ def evaluate(
     if bank is not None:
         generated.update(_retrieval(gen_emb, prompt_list, bank))
     if pitch:
-        generated.update(_pitch(gen_waves, model.sample_rate, prompt_list))
+        generated.update(_pitch(gen_waves, model.sample_rate, prompt_list, judge.notes))
     timing["judge"] = time.perf_counter() - start
 
     report = {"settings": _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed, k),
@@ -317,7 +318,7 @@ def reference_report(reference_items: Sequence[ManifestItem], judge: MelClassifi
     judge = load_judge(judge)
     refs = select_reference(reference_items, max_reference)
     if pitch is None:
-        pitch = any(parse_note_caption(item.caption) is not None for item in refs)
+        pitch = any(caption_pitch(item.caption, judge.notes) is not None for item in refs)
     bank = _caption_bank(judge, caption_items, refs, None) if caption_items is not None else None
     section = _score_reference(judge, refs, bank, pitch, ndb_k, seed)[3]
     section["num_reference"] = len(refs)
@@ -335,13 +336,13 @@ def _score_reference(judge: MelClassifier, refs: Sequence[ManifestItem], bank, p
     if bank is not None:
         section.update(_retrieval(emb, captions, bank))
     if pitch:
-        section.update(_pitch(waves, judge.sample_rate, captions))
+        section.update(_pitch(waves, judge.sample_rate, captions, judge.notes))
     return waves, emb, probs, section
 
 
 def _prompt_scores(probs: torch.Tensor, prompts: list[str] | None, judge: MelClassifier) -> dict[str, Any]:
     """Prompt accuracy (overall and per label) over the clips whose prompt has a class of the judge
-    (:meth:`~audiodiff.metrics.judge.MelClassifier.target_of`); ``None`` when no prompt has one."""
+    (:meth:`~audiodiff.evaluation.judge.MelClassifier.target_of`); ``None`` when no prompt has one."""
     targets = [judge.target_of(p) for p in prompts] if prompts is not None else []
     acc, count = accuracy(probs, targets, judge)
     if acc is None:
@@ -372,9 +373,11 @@ def _retrieval(emb: torch.Tensor, captions: Sequence[str | None] | None,
     return scores or {"retrieval_top1": None}
 
 
-def _pitch(waves: torch.Tensor, sample_rate: int, captions: Sequence[str | None] | None) -> dict[str, Any]:
-    """Pitch accuracy against note captions, or ``pitch_accuracy: None`` when none is one."""
-    scores = caption_pitch_accuracy(waves, sample_rate, captions) if captions is not None else None
+def _pitch(waves: torch.Tensor, sample_rate: int, captions: Sequence[str | None] | None,
+           notes: str | None) -> dict[str, Any]:
+    """Pitch accuracy against the notes captions name (``notes``: the judge's pattern), or
+    ``pitch_accuracy: None`` when none names one."""
+    scores = caption_pitch_accuracy(waves, sample_rate, captions, notes) if captions is not None else None
     return scores or {"pitch_accuracy": None}
 
 
@@ -387,7 +390,7 @@ def _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocod
     if bank is not None:
         out.update(_retrieval(emb, captions, bank))
     if pitch:
-        out.update(_pitch(waves, model.sample_rate, captions))
+        out.update(_pitch(waves, model.sample_rate, captions, judge.notes))
     return out
 
 
