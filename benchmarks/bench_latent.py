@@ -64,7 +64,7 @@ def first_model(*candidates: Path) -> Path:
     return next((c for c in candidates if (c / "config.json").is_file()), candidates[0])
 
 
-# the recipe's folder, else what `recipes/gpu/train_shipped.py run` exports; the GPU run's two speech
+# the recipe's folder, else what `tools/train_shipped.py run` exports; the GPU run's two speech
 # models had the same budget, so its mel model is the fair partner of its latent one
 GPU_LATENT, GPU_MEL = RUNS / "gpu" / "speech-latent" / "export", RUNS / "gpu" / "speech-mel" / "export"
 LATENT_MODEL = first_model(RUNS / "speech-latent" / "model", GPU_LATENT)
