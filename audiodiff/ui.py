@@ -11,7 +11,7 @@ Two layers, so that the first is testable without a browser or Gradio:
   makes are bit-identical (the seed a blank seed box drew is in the command).  The page generates
   one clip at a time (``batch_size=1``), so that each clip is also made bit for bit by
   ``audiodiff generate`` with the settings of its own sidecar alone: in a batch, the net's arithmetic
-  on several clips at once rounds differently (by up to about 2e-6, measured on the shipped models).
+  on several clips at once rounds differently (benchmarks/results/defaults.md).
 - :func:`build_app` lays the page out with Gradio (the ``ui`` extra) and :func:`launch` serves it.
   Every :class:`~audiodiff.errors.AudiodiffError` becomes a short message on the page; the server
   keeps running.  One job runs at a time (a queue), since one job already uses the CPU's threads.

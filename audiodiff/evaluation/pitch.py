@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from .targets import caption_pitch
 
 #: pYIN runs at this rate; 2048-sample frames (128 ms) resolve down to A0; candidate pitches every
-#: quarter semitone (librosa's default tenth is 10x slower over this range and changes no verdict here)
+#: quarter semitone (why not librosa's tenth: benchmarks/results/defaults.md)
 PITCH_RATE = 16000
 FRAME_LENGTH = 2048
 RESOLUTION = 0.25

@@ -98,7 +98,7 @@ def run_sampler(model: DiffusionModel, x: torch.Tensor, sigmas: torch.Tensor, sa
         return sampler(denoise_fn, x, sigmas.to(x.device), generator=generator, callback=callback)
 
 #: normalised features beyond this mean a diverged sampler (a trained model's lie within about +-10;
-#: the shipped speech model at guidance 100 reaches 7, langevin with step_lr=1 reaches 7e8)
+#: benchmarks/results/defaults.md)
 FEATURE_LIMIT = 1000.0
 
 def to_audio(model: DiffusionModel, x: torch.Tensor, vocoder: Any, metadata: Sequence[dict[str, Any]]) -> list[Audio]:

@@ -75,11 +75,8 @@ class WindowPlan:
 
 def plan_windows(model: DiffusionModel, frames: int, overlap: float = 0.5, crossfade: float = 0.25) -> WindowPlan:
     """Windows of the model's ``max_seconds`` overlapping by the fraction ``overlap`` of a window, of
-    which the fraction ``crossfade`` is crossfaded rather than kept.
-
-    With the exact denoiser of smooth (Gaussian-process) features in ``tests/test_edit.py``,
-    continuing a clip by 0.5 s gave a median seam ratio of 1.44 with ``crossfade=0.25`` and 2.19
-    with none; independent windows laid end to end give about 4.6.
+    which the fraction ``crossfade`` is crossfaded rather than kept (a crossfade makes smoother seams:
+    ``benchmarks/results/defaults.md``).
     """
     checks.number("overlap", overlap, 0.0, 1.0, low_open=True, high_open=True)
     if checks.number("crossfade", crossfade) < 0 or crossfade >= 1:
