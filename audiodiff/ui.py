@@ -192,16 +192,14 @@ class Studio:
         return Result(clips, paths, folder, command, seconds)
 
     def expected_steps(self, operation: str, model_name: str, **kwargs: Any) -> int | None:
-        """How many sampler steps ``run`` will report for these arguments (for a progress bar), where
-        that is simple to tell: one sampler run per clip of ``generate`` within the model's window,
-        one for all clips of ``loop`` and ``interpolate_prompts``; else ``None``."""
+        """How many sampler steps ``run`` will report for an edit with one sampler run for all its clips
+        (``loop``, ``interpolate_prompts``), for a progress bar; else ``None`` (``generate`` reports its
+        own ``total`` with every step)."""
         from .sampling import inference_sigmas
 
-        model = self.model(model_name)
-        steps = len(inference_sigmas(model, kwargs.get("steps"), kwargs.get("spacing"))) - 1
-        if operation == "generate" and (kwargs.get("seconds") or model.seconds) <= model.max_seconds:
-            return steps * len(kwargs.get("prompt") or [""]) * (kwargs.get("num_samples") or 1)  # batch_size 1
-        return steps if operation in ("loop", "interpolate_prompts") else None
+        if operation not in ("loop", "interpolate_prompts"):
+            return None
+        return len(inference_sigmas(self.model(model_name), kwargs.get("steps"), kwargs.get("spacing"))) - 1
 
     def new_folder(self, operation: str) -> Path:
         """A new, empty folder for one job: ``out_dir/NNNN-operation``."""
@@ -378,8 +376,8 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
             total = studio.expected_steps(operation, model, **kwargs)
 
             def step(info: dict[str, Any]) -> None:
-                done = next(count)
-                progress((min(done, total), total) if total else (done, None), desc="sampling", unit="steps")
+                done, known = next(count), info.get("total") or total
+                progress((min(done, known), known) if known else (done, None), desc="sampling", unit="steps")
 
             result = studio.run(operation, model, plot=True, cancel=cancel, callback=step, **kwargs)
         except Cancelled as exc:  # asked for: a status line, no alarm
