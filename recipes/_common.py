@@ -114,7 +114,8 @@ def run_distill(cfg: DictConfig) -> Path:
 def run_eval(cfg: DictConfig, model: Any, out_dir: Path) -> Path | None:
     """``audiodiff eval`` of ``model`` against the manifest's ``cfg.eval.split`` clips, as ``cfg.eval`` says:
     ``report.json`` and ``report.md`` in ``out_dir``.  ``eval.num_samples: 0`` skips it."""
-    from audiodiff.evaluation.evaluate import evaluate_manifest, write_report
+    from audiodiff.evaluation.evaluate import evaluate_manifest
+    from audiodiff.evaluation.report import write_report
 
     settings = to_dict(cfg.eval) if cfg.get("eval") is not None else {}
     num_samples = int(settings.get("num_samples") or 0)

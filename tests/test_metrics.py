@@ -17,7 +17,8 @@ from audiodiff.data import ManifestItem
 from audiodiff.errors import AudiodiffError, ConfigError, ModelLoadError
 from audiodiff.metrics import am_score, caption_retrieval, classifier_accuracy, frechet_distance, frechet_distance_from_stats, inception_score, log_mel_l1, modified_inception_score, mr_stft_distance, ndb
 from audiodiff.evaluation import MelClassifier, load_judge
-from audiodiff.evaluation.evaluate import evaluate, write_report
+from audiodiff.evaluation.evaluate import evaluate
+from audiodiff.evaluation.report import write_report
 from audiodiff.evaluation.judge import window_batch
 from audiodiff.training.judge import JudgeTrainConfig, fit_judge, train_judge
 

@@ -18,7 +18,8 @@ from audiodiff.data.notes import GM_FAMILIES, GM_INSTRUMENTS, gm_family, instrum
 from audiodiff.errors import ConfigError
 from audiodiff.checkpoint import read_config
 from audiodiff.evaluation import JUDGES_DIR, CaptionPattern, MelClassifier, caption_pitch, load_judge
-from audiodiff.evaluation.evaluate import clip_prompts, evaluate, markdown_table
+from audiodiff.evaluation.evaluate import clip_prompts, evaluate
+from audiodiff.evaluation.report import markdown_table
 from audiodiff.evaluation.pitch import caption_pitch_accuracy, pitch_accuracy, pitch_hits
 from audiodiff.metrics.retrieval import caption_bank, caption_retrieval, recall_at_k, retrieval_scores
 

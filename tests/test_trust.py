@@ -583,7 +583,7 @@ def test_counts_have_a_sane_range(model_dir, wav, tmp_path, capsys, argv, messag
 
 
 def test_logs_and_reports_write_undefined_numbers_as_null(tmp_path, monkeypatch):
-    import audiodiff.evaluation.evaluate as evaluate
+    import audiodiff.evaluation.report as evaluate
     from audiodiff.files import json_line
 
     line = json_line({"loss": float("nan"), "grad_norm": float("inf"), "step": 3, "list": [float("-inf"), 1.0]})

@@ -65,7 +65,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..hub import load
     from ..evaluation import load_judge
-    from ..evaluation.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate_manifest, write_report
+    from ..evaluation.evaluate import CAPTION_PROMPTS, LABEL_PROMPTS, evaluate_manifest
+    from ..evaluation.report import write_report
 
     from ..files import check_target
 
