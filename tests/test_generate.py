@@ -55,6 +55,7 @@ def test_generate_errors(tiny_model):
         audiodiff.generate(tiny_model, num_samples=0)
 
 
+@pytest.mark.slow  # a 1000-step ladder
 def test_ddim_any_step_count(tiny_model):
     for steps in (1, 1000):
         clip = audiodiff.generate(tiny_model, steps=steps, seed=0, seconds=0.05)[0]

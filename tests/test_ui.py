@@ -212,6 +212,7 @@ def test_ui_without_gradio_is_one_line_naming_the_extra(monkeypatch, tmp_path, c
     assert err == ["audiodiff: error: the web page needs gradio: pip install 'audiodiff[ui]'"]
 
 
+@pytest.mark.slow  # starts a server
 def test_a_taken_port_is_a_one_line_error(models, tmp_path, capsys):
     pytest.importorskip("gradio")
     with socket.socket() as taken:
