@@ -50,7 +50,7 @@ _BUILTIN_MODULES = {
     "conditioner": ("audiodiff.conditioning",),
     "representation": ("audiodiff.audio",),
     "vocoder": ("audiodiff.vocoders",),
-    "embedder": ("audiodiff.metrics",),
+    "embedder": ("audiodiff.evaluation",),
     "autoencoder": ("audiodiff.audio",),
 }
 

@@ -6,7 +6,7 @@
    (convolutions, matmuls and attention; norms and activations are not counted), and the achieved
    GFLOP/s is compared with a 1024 x 1024 float32 matmul timed in the same run.
 2. Sampler overhead: one small ``unet1d`` driven for 50 steps by audiodiff's DDIM (sigma space,
-   through ``audiodiff.generate.run_sampler``) and by diffusers' ``DDIMScheduler`` configured to the
+   through ``audiodiff.sampling.run_sampler``) and by diffusers' ``DDIMScheduler`` configured to the
    same schedule, in the hand-written loop that diffusers pipelines use.  Both start from the same
    ``x_T``; the final samples are compared, and the time spent outside the net (measured with
    forward hooks on the net) is the sampler's overhead.  The diffusers loop runs twice: under
