@@ -507,3 +507,25 @@ def test_cli_generate_30_seconds(files):
                  "--steps", "2", "--seed", "0", "--quiet"]) == 0
     meta = json.loads(next(files["out"].glob("clip_000_seed0_*.json")).read_text())
     assert meta["seconds"] == 30 and meta["long_form"]["windows"] > 100
+
+
+@pytest.mark.parametrize("case", ["inpaint-jumps", "continue", "variation", "loop", "loop-audio", "interpolate",
+                                  "interpolate-heun", "in-batches"])  # interpolate_prompts: tests/test_ui.py
+def test_every_edit_reports_the_total_steps_of_the_call(tiny_model, case):
+    from audiodiff.edit import in_batches
+
+    steps, wave = [], test_wave()
+    run = {
+        "inpaint-jumps": lambda cb: inpaint(tiny_model, wave, 0.05, 0.15, steps=6, jumps=2, jump_length=2, callback=cb),
+        "continue": lambda cb: continue_audio(tiny_model, wave, 0.4, steps=3, jumps=1, jump_length=1, callback=cb),
+        "variation": lambda cb: variation(tiny_model, wave, 0.6, steps=5, callback=cb),
+        "loop": lambda cb: loop(tiny_model, steps=3, callback=cb),
+        "loop-audio": lambda cb: loop(tiny_model, audio=wave, steps=3, callback=cb),
+        "interpolate": lambda cb: interpolate(tiny_model, wave, test_wave(seed=1), 5, steps=3, batch_size=2, callback=cb),
+        "interpolate-heun": lambda cb: interpolate(tiny_model, wave, test_wave(seed=1), 3, steps=3, sampler="heun",
+                                                   callback=cb),
+        "in-batches": lambda cb: list(in_batches(variation, tiny_model, num_samples=3, batch_size=2, audio=wave,
+                                                 strength=1.0, steps=2, callback=cb)),
+    }[case]
+    run(steps.append)
+    assert steps and all(info["total"] == len(steps) for info in steps)

@@ -76,10 +76,13 @@ def in_batches(edit: Callable[..., list[Audio]], model: DiffusionModel, num_samp
     """The clips of ``edit(model, num_samples=num_samples, seed=seed, **kwargs)`` (``inpaint``,
     ``continue_audio``, ``variation``, ``loop``), made ``batch_size`` at a time and handed out as each
     batch is done: memory stays bounded for any ``num_samples``.  Clip ``i`` uses ``seed + i`` and has
-    index ``i``, as in one call."""
+    index ``i``, as in one call; a step's ``total`` counts the steps of every batch."""
     num_samples = checks.integer("num_samples", num_samples, 1, checks.MAX_CLIPS)
     batch_size = checks.integer("batch_size", batch_size, 1, MAX_EDIT_CLIPS)
     seed = checks.seed(seed, num_samples)
+    callback, batches = kwargs.pop("callback", None), -(-num_samples // batch_size)
+    if callback is not None:  # an edit's steps do not depend on its number of clips
+        kwargs["callback"] = lambda info: callback({**info, "total": info["total"] * batches} if "total" in info else info)
 
     def clips() -> Iterator[Audio]:
         for start in range(0, num_samples, batch_size):

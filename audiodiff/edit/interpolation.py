@@ -15,7 +15,7 @@ from ..audio.clip import Audio
 from ..errors import ConfigError
 from ..model import DiffusionModel
 from ..sampling.core import Callback, DenoiseFn, initial_noise, inputs_denoiser, make_generators, run_sampler
-from ..sampling.run import check_seconds
+from ..sampling.run import check_seconds, with_progress
 from ..sampling.windows import slerp
 from .common import MAX_EDIT_CLIPS, AudioInput, check_length, finish, load_input, prepare
 
@@ -68,6 +68,8 @@ def iter_interpolate(model: DiffusionModel, audio_a: AudioInput, audio_b: AudioI
     check_length(model, ends, "interpolate")
     rows = max(2, min(n, batch_size))
     run = prepare(model, rows, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, 0, vocoder)
+    regenerations = -(-n // batch_size) + (n > batch_size)  # every batch, and the last clip alone to measure it
+    callback = with_progress(callback, run.steps - 1 + run.steps * regenerations)  # inversion: no step to 0
     latents = invert(model, ends, run.sigmas, run.sampler, run.denoiser(0, 2), callback)
     t = torch.linspace(0, 1, n)
 
@@ -138,6 +140,7 @@ def iter_interpolate_prompts(model: DiffusionModel, prompt_a: str, prompt_b: str
     seconds = check_seconds(model, seconds)
     run = prepare(model, min(n, batch_size), prompt_a, negative_prompt, guidance_scale, steps, sampler, spacing, seed,
                   vocoder)
+    callback = with_progress(callback, run.steps * -(-n // batch_size))
     t = torch.linspace(0, 1, n, device=model.device)
     edit = {"name": "interpolate_prompts", "prompt2": prompt_b, "num_steps": n}
 

@@ -13,8 +13,9 @@ from ..audio.clip import Audio
 from ..errors import ConfigError
 from ..model import DiffusionModel
 from ..sampling.core import Callback, DenoiseFn, PerRowGenerator, initial_noise, run_sampler
-from ..sampling.run import LONG_FORM_LIMIT, SamplingRun, check_seconds
-from ..sampling.transforms import check_jumps, circular_denoiser, known_mask, masked_start, run_inpainting
+from ..sampling.run import LONG_FORM_LIMIT, SamplingRun, check_seconds, with_progress
+from ..sampling.transforms import (check_jumps, circular_denoiser, known_mask, masked_start, repaint_steps,
+                                  run_inpainting)
 from ..sampling.windows import extend, loop_seam_score, plan_windows
 from .common import (AudioInput, check_length, context_window, finish, fraction, load_input, mel_band, prepare,
                      time_frames)
@@ -39,7 +40,8 @@ def inpaint(model: DiffusionModel, audio: AudioInput, start: float, end: float, 
     a, b = time_frames(model.representation, start, end, x0.shape[-1])
     band = mel_band(model.representation, fmin, fmax)
     run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
-    check_jumps(jumps, jump_length, len(run.sigmas) - 1)
+    check_jumps(jumps, jump_length, run.steps)
+    callback = with_progress(callback, repaint_steps(run.steps, jumps, jump_length))
     w0, w1 = context_window(x0.shape[-1], a, b, model.representation.frames_for(model.max_seconds))
     x = _inpaint_window(model, run, x0, (w0, w1), known_mask(model, w1 - w0, a - w0, b - w0, band),
                         jumps, jump_length, callback)
@@ -81,12 +83,13 @@ def continue_audio(model: DiffusionModel, audio: AudioInput, seconds: float, num
     seconds = checks.number("seconds", seconds, 0.0, LONG_FORM_LIMIT, low_open=True)
     x0, source = load_input(model, audio)
     run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
-    check_jumps(jumps, jump_length, len(run.sigmas) - 1)
+    check_jumps(jumps, jump_length, run.steps)
     frames = x0.shape[-1] + model.representation.frames_for(seconds) - 1
     if frames <= x0.shape[-1]:
         raise ConfigError(f"seconds={seconds:g} adds no frame to the clip (frames are "
                           f"{model.representation.seconds_for(2) - model.representation.seconds_for(1):.3f} s apart)")
     plan = plan_windows(model, frames, overlap, crossfade)
+    callback = with_progress(callback, plan.windows_after(x0.shape[-1]) * repaint_steps(run.steps, jumps, jump_length))
     x = x0.expand(len(run.seeds), *x0.shape[1:])  # (1, ...) -> (B, ...)
     x, seams = extend(model, x, plan, run.sigmas, run.sampler, run.generators, run.denoiser(), jumps,
                       jump_length, callback)
@@ -118,7 +121,8 @@ def variation(model: DiffusionModel, audio: AudioInput, strength: float, num_sam
     else:
         eps = PerRowGenerator(run.generators).randn((len(run.seeds), *x0.shape[1:]), x0.dtype)  # (B, ...)
         x = x0 + sigmas[0] * eps.to(x0.device)
-    x = run_sampler(model, x, sigmas, run.sampler, run.generators, callback, run.denoiser())
+    x = run_sampler(model, x, sigmas, run.sampler, run.generators, with_progress(callback, len(sigmas) - 1),
+                    run.denoiser())
     edit = {"name": "variation", "input": source, "strength": strength, "start_sigma": float(sigmas[0]),
             "steps_run": len(sigmas) - 1}
     return finish(model, run, x, edit)
@@ -140,6 +144,7 @@ def loop(model: DiffusionModel, seconds: float | None = None, prompt: str | None
     """
     wrap = fraction("wrap", wrap, 0.0, 1.0, closed_high=True)
     run = prepare(model, num_samples, prompt, negative_prompt, guidance_scale, steps, sampler, spacing, seed, vocoder)
+    callback = with_progress(callback, run.steps)  # one walk down the ladder (a clip's ends: RePaint, no jumps)
     if audio is None:
         frames = model.representation.frames_for(check_seconds(model, seconds))
         wrap_frames = max(1, round(wrap * frames))

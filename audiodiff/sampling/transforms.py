@@ -71,6 +71,11 @@ def repaint_segments(steps: int, jumps: int, jump_length: int) -> list[tuple[int
             start = k = k - jump_length
     return segments + [(start, steps)]
 
+def repaint_steps(steps: int, jumps: int, jump_length: int) -> int:
+    """The sampler steps :func:`run_inpainting` makes (and reports) on a ladder of ``steps`` steps."""
+    return sum(j - i for i, j in repaint_segments(steps, jumps, jump_length) if i < j)
+
+
 def renoise(x: torch.Tensor, sigma: torch.Tensor, sigma_up: torch.Tensor, noise: PerRowGenerator) -> torch.Tensor:
     """The forward process from ``sigma`` up to ``sigma_up``: add ``N(0, sigma_up^2 - sigma^2)``."""
     return x + (sigma_up**2 - sigma**2).sqrt() * noise.randn(x.shape, x.dtype).to(x.device)

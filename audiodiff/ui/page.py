@@ -142,11 +142,10 @@ def build_app(studio: Studio, models: Sequence[str] | None = None) -> Any:
             kwargs = dict(arguments(), negative_prompt=(negative or "").strip() or None,
                           guidance_scale=_float(guidance), steps=_int(steps), sampler=_choice(sampler),
                           spacing=_choice(spacing), seed=_seed(seed), vocoder=(vocoder or "").strip() or None)
-            total = studio.expected_steps(operation, model, **kwargs)
 
             def step(info: dict[str, Any]) -> None:
-                done, known = next(count), info.get("total") or total
-                progress((min(done, known), known) if known else (done, None), desc="sampling", unit="steps")
+                done, total = next(count), info.get("total")  # every operation reports its total
+                progress((min(done, total), total) if total else (done, None), desc="sampling", unit="steps")
 
             result = studio.run(operation, model, plot=True, cancel=cancel, callback=step, **kwargs)
         except Cancelled as exc:  # asked for: a status line, no alarm

@@ -185,16 +185,6 @@ class Studio:
             paths.append(clip.save(folder / name, plot=plot, log_mel=log_mel, hop_length=model.representation.hop_length))
         return Result(clips, paths, folder, command, seconds)
 
-    def expected_steps(self, operation: str, model_name: str, **kwargs: Any) -> int | None:
-        """How many sampler steps ``run`` will report for an edit with one sampler run for all its clips
-        (``loop``, ``interpolate_prompts``), for a progress bar; else ``None`` (``generate`` reports its
-        own ``total`` with every step)."""
-        from ..sampling import inference_sigmas
-
-        if operation not in ("loop", "interpolate_prompts"):
-            return None
-        return len(inference_sigmas(self.model(model_name), kwargs.get("steps"), kwargs.get("spacing"))) - 1
-
     def new_folder(self, operation: str) -> Path:
         """A new, empty folder for one job: ``out_dir/NNNN-operation``."""
         while True:
