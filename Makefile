@@ -52,7 +52,7 @@ demo: $(STAMP)
 	$(VENV)/bin/audiodiff demo --out out
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "slow or not slow"  # everything: pyproject.toml deselects slow tests by default
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

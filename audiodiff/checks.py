@@ -106,3 +106,13 @@ def key_value(text: str) -> tuple[str, Any]:
         return key, json.loads(raw)
     except json.JSONDecodeError:
         return key, raw
+
+
+def key_value_arg(text: str) -> tuple[str, Any]:
+    """:func:`key_value` as an argparse ``type``: a bad ``KEY=VALUE`` is argparse's usage error."""
+    import argparse
+
+    try:
+        return key_value(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -275,7 +275,7 @@ def distill(teacher: DiffusionModel, dataset, work_dir: str | os.PathLike, confi
 
 
 def _ladder(teacher: DiffusionModel, cfg: DistillConfig) -> torch.Tensor:
-    from .generate import inference_sigmas
+    from .sampling import inference_sigmas
 
     return inference_sigmas(teacher, cfg.start_steps, cfg.spacing or teacher.config["spacing"],
                             cfg.sigma_min if cfg.sigma_min is not None else teacher.config.get("sigma_min"))

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import OutputError, OutputExistsError
+from .errors import ConfigError, OutputError, OutputExistsError
 
 
 def _umask() -> int:
@@ -139,3 +139,16 @@ def json_bytes(value: Any) -> bytes:
 def write_json(path: str | os.PathLike, value: Any, overwrite: bool = True) -> Path:
     """Atomically write ``value`` as strict JSON (see :func:`json_bytes`)."""
     return atomic_write_bytes(path, json_bytes(value), overwrite)
+
+
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """Create ``out`` if needed and make sure files can be written there."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".audiodiff-write-test-", dir=out)  # O_EXCL: follows no planted link
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+    return out

@@ -22,11 +22,12 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from . import checks
 from .lora import add_labels, add_lora, adapter_size, save_adapter
 from .model import DiffusionModel
+from .training.diffusion import held_out_loss  # noqa: F401  (part of this module's API: the measure finetune reports)
 
 log = logging.getLogger(__name__)
 
@@ -151,26 +152,3 @@ def finetune(model: DiffusionModel, dataset: Dataset, run_dir: str | os.PathLike
         raise TimeoutError(f"time limit reached at step {checkpoint_step(ckpt) if ckpt else 0} of {train_cfg.steps}; "
                            "run again with --resume to go on")
     return tuned.save(Path(run_dir) / "model", dtype=torch.float16)  # fp16, as adapters and shipped models are
-
-
-@torch.no_grad()
-def held_out_loss(model: DiffusionModel, dataset: Dataset, repeats: int = 4, batch_size: int = 16, seed: int = 0,
-                  conditional: bool = True) -> float:
-    """The model's own training loss on ``dataset``'s clips at fixed noise draws (``repeats`` per clip), a
-    judge-free measure that two models of one representation share; ``conditional=False`` uses the null
-    prompt (a base model that lacks the clips' labels)."""
-    from .data import collate
-
-    generator = torch.Generator().manual_seed(seed)
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
-        x0 = model.encode_batch(batch)
-        keep = [conditional] * len(x0)  # False: the null prompt
-        cond = model.batch_inputs(batch, keep) if model.is_conditional else {}
-        for _ in range(repeats):
-            total += float(model.loss(x0, generator=generator, **cond)) * len(x0)
-            count += len(x0)
-    model.train(was_training)
-    return total / max(1, count)

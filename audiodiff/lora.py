@@ -32,7 +32,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from . import __version__, checks
+from . import checks
+from ._version import __version__
 from .checkpoint import CONFIG_NAME, read_config, read_tensors, tensors_to_bytes, write_config
 from .errors import AdapterError, ConfigError, ModelLoadError, shorten
 from .files import atomic_write_bytes

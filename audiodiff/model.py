@@ -24,7 +24,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from . import __version__, checks
+from . import checks
+from ._version import __version__
 from .checkpoint import CONFIG_NAME, path_in_folder, read_config, read_tensors, save_folder
 from .errors import ConfigError, ModelLoadError, SettingsMismatchError, shorten
 from .conditioning import CROSS_ROUTES, GLOBAL_ROUTES, concat_net_inputs, drop_prompts, keep_mask, net_inputs
@@ -311,6 +312,34 @@ class DiffusionModel(nn.Module):
             check_mel_settings(vocoder.mel_settings, self.representation.settings())
         self.__dict__["trained_vocoder"] = vocoder
 
+    @torch.no_grad()
+    def load_weights_from(self, other: nn.Module, skip_mismatched: bool = True, zero_new: bool = False) -> WeightTransfer:
+        """Copy every tensor of ``other``'s state dict whose name and shape match one of ours (cast to our dtype).
+
+        Args:
+            other: a model (or any module) to start from, e.g. a saved model being fine-tuned.
+            skip_mismatched: skip tensors whose shape differs; ``False``: that is a :class:`ConfigError`.
+            zero_new: zero our tensors that ``other`` lacks (a new input's projection then starts at
+                zero, so the model starts from exactly ``other``'s predictions).
+
+        Returns:
+            a :class:`WeightTransfer` naming what was loaded, skipped (``other``'s tensors we did not
+            take) and new (ours that ``other`` lacks).
+        """
+        ours, theirs = self.state_dict(), other.state_dict()
+        loaded = [k for k in ours if k in theirs and ours[k].shape == theirs[k].shape]
+        mismatched = [k for k in ours if k in theirs and ours[k].shape != theirs[k].shape]
+        if mismatched and not skip_mismatched:
+            raise ConfigError(f"{len(mismatched)} weight(s) differ in shape, e.g. {mismatched[0]} "
+                              f"{tuple(theirs[mismatched[0]].shape)} vs ours {tuple(ours[mismatched[0]].shape)}")
+        for key in loaded:
+            ours[key].copy_(theirs[key])
+        new = [k for k in ours if k not in theirs]
+        if zero_new:
+            for key in new:
+                ours[key].zero_()
+        return WeightTransfer(loaded, mismatched + [k for k in theirs if k not in ours], new)
+
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> "DiffusionModel":
         """Rebuild a model saved by :meth:`save`; every problem is a one-line :class:`ModelLoadError`."""
@@ -329,6 +358,16 @@ class DiffusionModel(nn.Module):
         model.source = str(folder)
         _load_trained_vocoder(model, folder)
         return model.eval()
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightTransfer:
+    """What :meth:`DiffusionModel.load_weights_from` did: tensor names loaded, skipped (the other model's,
+    not taken: a shape mismatch or a name we lack) and new (ours that the other model lacks)."""
+
+    loaded: list[str]
+    skipped: list[str]
+    new: list[str]
 
 
 def _confine_paths(config: dict[str, Any], folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:

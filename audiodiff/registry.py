@@ -50,7 +50,7 @@ _BUILTIN_MODULES = {
     "conditioner": ("audiodiff.conditioning",),
     "representation": ("audiodiff.audio",),
     "vocoder": ("audiodiff.vocoders",),
-    "embedder": ("audiodiff.metrics",),
+    "embedder": ("audiodiff.evaluation",),
     "autoencoder": ("audiodiff.audio",),
 }
 
@@ -123,11 +123,14 @@ def get(kind: str, name: str) -> Callable[..., Any]:
 
 
 def accepted_keywords(factory: Callable[..., Any]) -> list[str] | None:
-    """Keyword names ``factory`` accepts, or ``None`` if it takes ``**kwargs``."""
+    """Keyword names ``factory`` accepts, or ``None`` if it takes ``**kwargs`` it does not name (a factory
+    that forwards ``**kwargs`` names them in a ``forwarded_keywords`` attribute, e.g. the mel settings)."""
     params = inspect.signature(factory).parameters.values()
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        forwarded = getattr(factory, "forwarded_keywords", None)
+        return None if forwarded is None else named + list(forwarded)
+    return named
 
 
 def build(kind: str, cfg: str | Mapping[str, Any], **extra: Any) -> Any:

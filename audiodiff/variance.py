@@ -71,7 +71,7 @@ def data_batches(model: DiffusionModel, dataset: torch.utils.data.Dataset, clips
 
 def sample_batches(model: DiffusionModel, clips: int, batch_size: int = 16, seed: int = 0):
     """``(x0, net_kwargs)`` batches of the model's own samples (its default sampler; prompts in turn)."""
-    from .generate import conditioned_denoiser, inference_sigmas, initial_noise, run_sampler, resolve_sampler
+    from .sampling import conditioned_denoiser, inference_sigmas, initial_noise, resolve_sampler, run_sampler
 
     clips = checks.integer("clips", clips, 1)
     prompts_all = model.demo_prompts(clips) or [""] * clips

@@ -44,7 +44,7 @@ import torch  # noqa: E402
 
 import audiodiff  # noqa: E402
 from audiodiff import registry  # noqa: E402
-from audiodiff.generate import inputs_denoiser  # noqa: E402
+from audiodiff.sampling import inputs_denoiser  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "conditioning.md"
 
@@ -227,7 +227,7 @@ def run(settings: Settings) -> str:
                                "two passes / batched", "max abs diff", "/ max abs output"], guide_rows),
         "",
         f"Median of {settings.guidance_repeats} guided denoiser calls after {settings.warmup} warm-up, the two "
-        "interleaved. batched: `audiodiff.generate.inputs_denoiser` = `model.paired_inputs(cond, uncond)` + "
+        "interleaved. batched: `audiodiff.sampling.inputs_denoiser` = `model.paired_inputs(cond, uncond)` + "
         "`guided_denoiser` (one `model.denoise` on `[x; x]`, what `generate()` runs); two passes: `model.denoise` "
         "with the conditional inputs, then with the unconditional ones. Prompt encoding is outside the timed call "
         "(it happens once per generation, not per step). The zero-initialised layers of the untrained net are "

@@ -6,7 +6,7 @@
    (convolutions, matmuls and attention; norms and activations are not counted), and the achieved
    GFLOP/s is compared with a 1024 x 1024 float32 matmul timed in the same run.
 2. Sampler overhead: one small ``unet1d`` driven for 50 steps by audiodiff's DDIM (sigma space,
-   through ``audiodiff.generate.run_sampler``) and by diffusers' ``DDIMScheduler`` configured to the
+   through ``audiodiff.sampling.run_sampler``) and by diffusers' ``DDIMScheduler`` configured to the
    same schedule, in the hand-written loop that diffusers pipelines use.  Both start from the same
    ``x_T``; the final samples are compared, and the time spent outside the net (measured with
    forward hooks on the net) is the sampler's overhead.  The diffusers loop runs twice: under
@@ -42,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import audiodiff  # noqa: E402
 from audiodiff.diffusion.samplers import DDIM  # noqa: E402
-from audiodiff.generate import inference_sigmas, run_sampler  # noqa: E402
+from audiodiff.sampling import inference_sigmas, run_sampler  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "core.md"
 

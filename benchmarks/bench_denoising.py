@@ -85,8 +85,7 @@ def texture(x: torch.Tensor, floor: float) -> tuple[float, float, float]:
 
 def generated(model: Any, prompts: list[str], frames: int, spec: str, steps: int, seed: int) -> torch.Tensor:
     """Features sampled by ``spec`` in ``steps`` steps at the model's default guidance."""
-    from audiodiff.generate import (conditioned_denoiser, inference_sigmas, initial_noise, make_generators,
-                                    resolve_sampler, run_sampler)
+    from audiodiff.sampling import conditioned_denoiser, inference_sigmas, initial_noise, make_generators, resolve_sampler, run_sampler
 
     sampler, sigmas = resolve_sampler(spec, model), inference_sigmas(model, steps, None)
     generators = make_generators(list(range(seed, seed + len(prompts))))

@@ -68,7 +68,7 @@ def judge_fd(model, rows: list[tuple[Path, str]], judge, seed: int = 0) -> float
     """FD of judge embeddings: clips generated from the rows' captions vs the rows' audio."""
     import audiodiff
     from audiodiff.metrics import frechet_distance
-    from audiodiff.metrics.judge import judge_clips, load_clips, window_batch
+    from audiodiff.evaluation.judge import judge_clips, load_clips, window_batch
 
     clips = audiodiff.generate(model, prompt=[c for _, c in rows], seed=seed)
     fake = window_batch([c.waveform[0] for c in clips], judge.num_samples)
@@ -120,7 +120,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     import audiodiff
     from audiodiff.lora import set_strength
-    from audiodiff.metrics.judge import load_judge
+    from audiodiff.evaluation.judge import load_judge
 
     torch.set_num_threads(2)
     work = Path(args.work).absolute()

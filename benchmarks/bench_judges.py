@@ -6,7 +6,7 @@
 
 For each shipped judge: its classes, the clips it was trained on and its held-out accuracy (from
 the training report saved in its ``config.json``).  Then the ``reference`` section of
-``audiodiff eval`` (:func:`audiodiff.metrics.evaluate.reference_report`) on the test split of each
+``audiodiff eval`` (:func:`audiodiff.evaluation.evaluate.reference_report`) on the test split of each
 recipe's manifest: the family judge's accuracy and pYIN pitch accuracy of real notes (music), the
 caption judge's accuracy and caption retrieval with caption prototypes from the train split (sfx),
 and the Frechet distance between two halves of the test clips (the floor at that sample size).
@@ -53,7 +53,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def judges_table() -> str:
-    from audiodiff.metrics import list_judges, load_judge
+    from audiodiff.evaluation import list_judges, load_judge
 
     rows = []
     for name in ("music", "sfx"):
@@ -70,22 +70,24 @@ def judges_table() -> str:
 
 def pitch_misses(items) -> list[str]:
     """``caption: estimate`` of the real test notes pYIN does not put within a semitone."""
-    from audiodiff.data.prepare import midi_to_note_name
-    from audiodiff.metrics.judge import load_clips, window_batch
-    from audiodiff.metrics.pitch import estimate_pitch, parse_note_caption, pitch_hits
+    from audiodiff.data.notes import midi_to_note_name
+    from audiodiff.evaluation import caption_pitch, load_judge
+    from audiodiff.evaluation.judge import load_clips, window_batch
+    from audiodiff.evaluation.pitch import estimate_pitch, pitch_hits
 
-    notes = [(item, parse_note_caption(item.caption)) for item in items]
+    pattern = load_judge("music").notes  # how the music recipe's captions name notes
+    notes = [(item, caption_pitch(item.caption, pattern)) for item in items]
     notes = [(item, n) for item, n in notes if n is not None]
     waves = window_batch(load_clips([item.path for item, _ in notes], 16000), 16000)
     estimates = estimate_pitch(waves, 16000)
-    hits = pitch_hits(estimates, [n.pitch for _, n in notes])
+    hits = pitch_hits(estimates, [n for _, n in notes])
     return [f"{item.caption} -> {'unvoiced' if est != est else midi_to_note_name(round(est))} ({est:.1f})"
             for (item, _), est, hit in zip(notes, estimates, hits) if not hit]
 
 
 def run(settings: dict[str, Any]) -> str:
     from audiodiff.data import read_manifest
-    from audiodiff.metrics.evaluate import reference_report
+    from audiodiff.evaluation.evaluate import reference_report
 
     music_manifest, sfx_manifest = REPO_ROOT / "data/music/manifest.jsonl", REPO_ROOT / "data/sfx/manifest.jsonl"
     for path, recipe in ((music_manifest, "music"), (sfx_manifest, "sfx")):

@@ -15,7 +15,7 @@ Three measurements, each skipped with a note when its model folder does not exis
    seconds per clip of the denoising loop alone (classifier-free guidance included) and of decoding
    (autoencoder decoder + Griffin-Lim for the latent model; Griffin-Lim for the mel one), median of
    repeats, both models timed side by side in this run.  The ratio mel / latent is the speed-up.
-3. Quality, as ``audiodiff eval`` measures it (:func:`audiodiff.metrics.evaluate`): N clips per model
+3. Quality, as ``audiodiff eval`` measures it (:func:`audiodiff.evaluation.evaluate`): N clips per model
    (prompts: the judge's ten digits in turn, the same seeds), Frechet distance of the speech judge's
    embeddings to the FSDD test clips, and prompt accuracy.
 
@@ -48,11 +48,11 @@ import audiodiff  # noqa: E402
 from audiodiff.audio import load_autoencoder  # noqa: E402
 from audiodiff.training.autoencoder import reconstruction_l1  # noqa: E402
 from audiodiff.data import read_manifest  # noqa: E402
-from audiodiff.generate import conditioned_denoiser, inference_sigmas, initial_noise, make_generators  # noqa: E402
-from audiodiff.generate import resolve_sampler, resolve_vocoder, run_sampler  # noqa: E402
+from audiodiff.sampling import conditioned_denoiser, inference_sigmas, initial_noise, make_generators  # noqa: E402
+from audiodiff.sampling import resolve_sampler, resolve_vocoder, run_sampler  # noqa: E402
 
-from audiodiff.metrics.evaluate import evaluate, select_reference  # noqa: E402
-from audiodiff.metrics.judge import load_clips, window_batch  # noqa: E402
+from audiodiff.evaluation.evaluate import evaluate, select_reference  # noqa: E402
+from audiodiff.evaluation.judge import load_clips, window_batch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latent.md"
 MANIFEST = common.REPO_ROOT / "data" / "speech" / "manifest.jsonl"
@@ -64,7 +64,7 @@ def first_model(*candidates: Path) -> Path:
     return next((c for c in candidates if (c / "config.json").is_file()), candidates[0])
 
 
-# the recipe's folder, else what `recipes/gpu/train_shipped.py run` exports; the GPU run's two speech
+# the recipe's folder, else what `tools/train_shipped.py run` exports; the GPU run's two speech
 # models had the same budget, so its mel model is the fair partner of its latent one
 GPU_LATENT, GPU_MEL = RUNS / "gpu" / "speech-latent" / "export", RUNS / "gpu" / "speech-mel" / "export"
 LATENT_MODEL = first_model(RUNS / "speech-latent" / "model", GPU_LATENT)

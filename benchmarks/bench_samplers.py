@@ -5,8 +5,8 @@ For every sampler (``ddim``, ``ddpm``, ``euler_ancestral``, ``heun``, ``dpmpp_2m
 for ``ddpm``), N clips are generated with :func:`audiodiff.generate` (the model's guidance scale,
 spacing and vocoder) from the same prompts (the ten digit labels in turn) and the same seeds
 (clip ``i`` uses seed ``seed + i``) in every cell.  The shipped speech judge
-(``audiodiff.metrics.load_judge("speech")``) embeds and classifies them, as
-:func:`audiodiff.metrics.evaluate` does (the SC09 protocol of DiffWave, Kong et al. 2021):
+(``audiodiff.evaluation.load_judge("speech")``) embeds and classifies them, as
+:func:`audiodiff.evaluation.evaluate` does (the SC09 protocol of DiffWave, Kong et al. 2021):
 
 - the Frechet distance of the judge's embeddings to those of the FSDD test clips (takes 0-4, 300
   clips; Heusel et al. 2017);
@@ -54,9 +54,10 @@ import torch  # noqa: E402
 
 import audiodiff  # noqa: E402
 from audiodiff.data import prepare_fsdd  # noqa: E402
-from audiodiff.metrics import frechet_distance, judge_clips, load_judge  # noqa: E402
-from audiodiff.metrics.evaluate import accuracy, generate_waves, model_labels, resynthesize_waves, select_reference  # noqa: E402
-from audiodiff.metrics.judge import load_clips, window_batch  # noqa: E402
+from audiodiff.metrics import frechet_distance  # noqa: E402
+from audiodiff.evaluation import judge_clips, load_judge  # noqa: E402
+from audiodiff.evaluation.evaluate import accuracy, generate_waves, model_labels, resynthesize_waves, select_reference  # noqa: E402
+from audiodiff.evaluation.judge import load_clips, window_batch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "samplers.md"
 SAMPLERS = ("ddim", "ddpm", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "sde", "langevin")

@@ -40,8 +40,8 @@ GENERATED = (("default (DDPM 5 steps)", {}),
 def real_clips(model, n: int) -> tuple[torch.Tensor, list[str]]:
     """``(n, 1, S)`` FSDD test clips spread over the split (the model's window), and their digits."""
     from audiodiff.data import read_manifest
-    from audiodiff.metrics.evaluate import select_reference
-    from audiodiff.metrics.judge import load_clips, window_batch
+    from audiodiff.evaluation.evaluate import select_reference
+    from audiodiff.evaluation.judge import load_clips, window_batch
 
     items = select_reference(read_manifest(MANIFEST, split="test"), n)
     return window_batch(load_clips([i.path for i in items], model.sample_rate), round(model.seconds * model.sample_rate)), \
@@ -50,7 +50,7 @@ def real_clips(model, n: int) -> tuple[torch.Tensor, list[str]]:
 
 def grainy(model, waves: torch.Tensor, std: float) -> torch.Tensor:
     """The clips through the model's mel, plus noise of ``std`` on the normalised log-mel, and its vocoder."""
-    from audiodiff.generate import resolve_vocoder
+    from audiodiff.sampling import resolve_vocoder
 
     vocoder = resolve_vocoder(model)
     with torch.inference_mode():
@@ -61,8 +61,9 @@ def grainy(model, waves: torch.Tensor, std: float) -> torch.Tensor:
 
 def run(settings: dict) -> str:
     import audiodiff
-    from audiodiff.metrics import frechet_distance, judge_clips, load_judge
-    from audiodiff.metrics.evaluate import accuracy, generate_waves
+    from audiodiff.metrics import frechet_distance
+    from audiodiff.evaluation import judge_clips, load_judge
+    from audiodiff.evaluation.evaluate import accuracy, generate_waves
 
     model = audiodiff.load("speech").eval()
     n = settings["clips"]

@@ -188,7 +188,7 @@ def score(decode, clips: list[torch.Tensor], mel: Mel, warmup: int) -> tuple[flo
 def generated_section(settings: Settings) -> str:
     """Shipped models' generated clips through their trained vocoder and through Griffin-Lim, judged."""
     import audiodiff
-    from audiodiff.metrics.evaluate import evaluate
+    from audiodiff.evaluation.evaluate import evaluate
 
     rows, notes = [], []
     for name, prompts in GENERATED_PROMPTS.items():

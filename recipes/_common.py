@@ -123,7 +123,8 @@ def run_distill(cfg: DictConfig) -> Path:
 def run_eval(cfg: DictConfig, model: Any, out_dir: Path) -> Path | None:
     """``audiodiff eval`` of ``model`` against the manifest's ``cfg.eval.split`` clips, as ``cfg.eval`` says:
     ``report.json`` and ``report.md`` in ``out_dir``.  ``eval.num_samples: 0`` skips it."""
-    from audiodiff.metrics.evaluate import evaluate_manifest, write_report
+    from audiodiff.evaluation.evaluate import evaluate_manifest
+    from audiodiff.evaluation.report import write_report
 
     settings = to_dict(cfg.eval) if cfg.get("eval") is not None else {}
     num_samples = int(settings.get("num_samples") or 0)
@@ -147,10 +148,6 @@ def run_eval(cfg: DictConfig, model: Any, out_dir: Path) -> Path | None:
     return json_path
 
 
-#: parameters of a global conditioning input (``cond_dim``) that a model may add to the model it starts from
-NEW_COND_PREFIX = "net.embedding.cond_proj."
-
-
 def init_weights(model: audiodiff.DiffusionModel, folder: Path) -> None:
     """Start from a saved model's weights (fine-tuning, or going on from an exported model).
 
@@ -165,15 +162,11 @@ def init_weights(model: audiodiff.DiffusionModel, folder: Path) -> None:
         ours.pop("cond_dim")
     if ours != theirs or source.representation.config() != model.representation.config():
         raise audiodiff.ConfigError(f"init_from {folder}: its net or representation differs from cfg.model")
-    result = model.load_state_dict({k: v.float() for k, v in source.state_dict().items()}, strict=False)
-    new = [k for k in result.missing_keys if adds_cond and k.startswith(NEW_COND_PREFIX)]
-    if len(new) != len(result.missing_keys) or result.unexpected_keys:
-        raise audiodiff.ConfigError(f"init_from {folder}: weights do not match cfg.model ({len(result.missing_keys) - len(new)} "
-                                    f"missing, {len(result.unexpected_keys)} unexpected)")
-    with torch.no_grad():
-        for name in new:
-            model.get_parameter(name).zero_()
-    log.info("initialised from %s%s", folder, " (the new global conditioning input starts at zero)" if new else "")
+    result = model.load_weights_from(source, skip_mismatched=False, zero_new=adds_cond)
+    if (result.new and not adds_cond) or result.skipped:
+        raise audiodiff.ConfigError(f"init_from {folder}: weights do not match cfg.model ({len(result.new)} "
+                                    f"missing, {len(result.skipped)} unexpected)")
+    log.info("initialised from %s%s", folder, " (the new global conditioning input starts at zero)" if result.new else "")
 
 
 def model_config(cfg: DictConfig) -> dict[str, Any]:
@@ -207,7 +200,8 @@ def run_train_autoencoder(cfg: DictConfig) -> Path:
 def run_generate(cfg: DictConfig) -> list[Path]:
     """Generate ``num_samples`` clips per prompt from ``cfg.model_path`` (folder or shipped name)."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
-    from audiodiff.cli import check_out_dir, write_clips
+    from audiodiff.audio.clip import write_clips
+    from audiodiff.files import check_out_dir
 
     name = cfg.model_path
     model = audiodiff.load(resolve(name) if resolve(name).is_dir() else name)

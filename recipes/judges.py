@@ -1,4 +1,4 @@
-"""Train the judges that ``audiodiff.metrics.evaluate`` uses, and ship them in ``audiodiff/pretrained/judges/``.
+"""Train the judges that ``audiodiff.evaluation.evaluate`` uses, and ship them in ``audiodiff/pretrained/judges/``.
 
     python recipes/judges.py speech --out audiodiff/pretrained/judges/speech
     python recipes/judges.py music --out audiodiff/pretrained/judges/music --fp16
@@ -14,8 +14,8 @@ field, e.g. ``--set noise_prob=0 --set speed_range=[0.85,1.15]``.  A judge train
 (``benchmarks/results/speech_judge_candidate.md``) was no harder to fool than the shipped one, so the shipped
 judge is still FSDD alone with white-noise augmentation.
 
-``music``: the General MIDI family of single notes (target ``gm_family``: ``"a flute playing C5"``
-is ``pipe``), on the music recipe's data: the GM notes rendered with FluidSynth (run
+``music``: the General MIDI family of single notes (a caption-pattern target, :data:`GM_FAMILY_TARGET`:
+``"a flute playing C5"`` is ``pipe``; its ``notes`` pattern, :data:`NOTE_CAPTION`, gives pitch accuracy), on the music recipe's data: the GM notes rendered with FluidSynth (run
 ``recipes/music/prepare.py`` first) and the Salamander piano notes (family ``piano``), with the
 manifest's splits, at the music model's 16 kHz mel settings and 1 s window.
 
@@ -51,12 +51,18 @@ from audiodiff.data import prepare  # noqa: E402
 from audiodiff.data.manifest import ManifestItem  # noqa: E402
 from audiodiff import checks  # noqa: E402
 from audiodiff.errors import ConfigError  # noqa: E402
-from audiodiff.data.prepare import DIGIT_WORDS  # noqa: E402
-from audiodiff.data.render import GM_FAMILIES  # noqa: E402
-from audiodiff.metrics import judge_clips  # noqa: E402
+from audiodiff.data.notes import GM_FAMILIES, INSTRUMENT_PROGRAMS, gm_family  # noqa: E402
+from audiodiff.evaluation.judge import judge_clips, load_clips, window_batch  # noqa: E402
+from audiodiff.evaluation.targets import check_target  # noqa: E402
 from audiodiff.training.judge import JudgeTrainConfig, train_judge  # noqa: E402
-from audiodiff.metrics.judge import load_clips, window_batch  # noqa: E402
-from audiodiff.metrics.pitch import caption_family  # noqa: E402
+
+#: the speech recipe's classes: the ten spoken digits (FSDD's and Speech Commands' words)
+DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+#: how the music recipe captions a note: "a flute playing C5", "a piano playing D#4", NSynth's "a bass playing C3 softly"
+NOTE_CAPTION = (r"(?i)^\s*(?:(?:a|an|the)\s+)?(?P<instrument>.+?)\s+playing\s+(?P<note>[A-Ga-g](?:#|b|s)?-?\d)\b")
+#: the music judge's classes: the GM family of the instrument a note caption names ("a flute playing C5" -> "pipe")
+GM_FAMILY_TARGET: dict[str, Any] = {"pattern": NOTE_CAPTION, "group": "instrument",
+                                    "classes": {name: gm_family(program) for name, program in INSTRUMENT_PROGRAMS.items()}}
 
 SHARED = REPO.parent / "shared" / "data"
 MEL16K = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "f_min": 30.0, "f_max": 8000.0}
@@ -72,7 +78,8 @@ JUDGES: dict[str, dict[str, Any]] = {
     },
     "music": {  # recipes/music/conf: data.sources, model/representation/mel16k.yaml, model.seconds
         "sources": [("gm_notes", REPO / "data" / "music" / "gm", {}), ("salamander", SHARED / "salamander", {})],
-        "target": "gm_family",
+        "target": GM_FAMILY_TARGET,
+        "notes": NOTE_CAPTION,
         "mel": MEL16K,
         "seconds": 1.0,
         "steps": 600,
@@ -131,19 +138,12 @@ def espeak_digits(root: Path, voices: list[tuple[str, str]], words=DIGIT_WORDS) 
     return items
 
 
-def _setting(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with a JSON value, for argparse."""
-    try:
-        return checks.key_value(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def class_of(target: str, item) -> str | None:
+def class_of(target: Any, item) -> str | None:
     """The class of a manifest item under a judge ``target`` (as :meth:`MelClassifier.target_of`, before labels exist)."""
+    target = check_target(target)
     if target == "label":
         return item.label
-    return item.caption if target == "caption" else caption_family(item.caption)
+    return item.caption if target == "caption" else target(item.caption)
 
 
 def choose_labels(spec: dict[str, Any], items: list, min_clips: int | None) -> list[str]:
@@ -152,7 +152,7 @@ def choose_labels(spec: dict[str, Any], items: list, min_clips: int | None) -> l
         return list(spec["labels"])
     names = Counter(class_of(spec["target"], item) for item in items)
     names.pop(None, None)
-    if spec["target"] == "gm_family":
+    if spec["target"] is GM_FAMILY_TARGET:
         return [family for family in GM_FAMILIES if family in names]
     return sorted(name for name, count in names.items() if count >= min_clips)
 
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--espeak-voices", type=int, default=0,
                         help="speech: espeak-ng voices besides FSDD's six speakers (at most 203; default 0)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_setting,
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=checks.key_value_arg,
                         help="a JudgeTrainConfig field (JSON value), e.g. noise_prob=0 (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     judge, report = train_judge(split["train"], split["valid"], labels_of=lambda item: class_of(spec["target"], item),
                                 mel=spec["mel"], seconds=spec["seconds"], steps=args.steps or spec["steps"],
-                                labels=labels, judge_kwargs={"target": spec["target"]}, seed=args.seed,
+                                labels=labels, judge_kwargs={"target": spec["target"], "notes": spec.get("notes")}, seed=args.seed,
                                 **dict(args.set))
     report["test_accuracy"] = test_accuracy(judge, split["test"])
     report["num_espeak_voices"] = len(voices)

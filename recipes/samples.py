@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 import audiodiff
-from audiodiff.cli import check_out_dir, write_clips
+from audiodiff.audio.clip import write_clips
+from audiodiff.files import check_out_dir
 from audiodiff.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]

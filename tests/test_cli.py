@@ -46,7 +46,7 @@ def test_info_and_models(model_dir, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--model", "{tmp}/nope"], "no model folder or shipped model named"),
     (["--model", "{model}", "--sampler", "nope"], "unknown sampler 'nope'"),
-    (["--model", "{model}", "--steps", "0"], "--steps must be >= 1"),
+    (["--model", "{model}", "--steps", "0"], "steps must be an integer >= 1"),
     (["--model", "{model}", "--steps", "5000"], "between 1 and the schedule's 1000"),
     (["--model", "{model}", "--seconds", "0"], "seconds must be a positive number"),
     (["--model", "{model}", "--seconds", "6000"], "beyond what this model makes"),

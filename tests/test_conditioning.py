@@ -13,7 +13,7 @@ from audiodiff import DiffusionModel, registry
 from audiodiff.cli import main
 from audiodiff.conditioning import Cond, concat_net_inputs, keep_mask, net_inputs
 from audiodiff.errors import ConfigError
-from audiodiff.generate import conditioned_denoiser
+from audiodiff.sampling import conditioned_denoiser
 
 CONDITIONER_CONFIGS = {
     "label": {"name": "label", "labels": ["low", "high"], "dim": 16},

@@ -12,7 +12,8 @@ from audiodiff import DiffusionModel, registry
 from audiodiff.distill import (Distillation, DistillConfig, distill, guided_target, make_student, plan,
                                progressive_target)
 from audiodiff.errors import ConfigError
-from audiodiff.generate import conditioned_denoiser, generate, inference_sigmas, initial_noise, make_generators, run_sampler
+from audiodiff.generate import generate
+from audiodiff.sampling import conditioned_denoiser, inference_sigmas, initial_noise, make_generators, run_sampler
 from conftest import perturb, tiny_config
 from train_helpers import ToneDataset
 

@@ -15,11 +15,11 @@ import audiodiff
 from audiodiff import DiffusionModel, registry
 from audiodiff.audio import save_audio
 from audiodiff.cli import main
-from audiodiff.edit import (circular_denoiser, continue_audio, inpaint, interpolate, interpolate_prompts,
-                            load_input, loop, loop_seam_score, mel_band, mel_centres, plan_windows,
-                            repaint_segments, run_inpainting, seam_score, slerp, variation)
+from audiodiff.edit import (continue_audio, inpaint, interpolate, interpolate_prompts, load_input, loop, mel_band,
+                            mel_centres, variation)
 from audiodiff.errors import AudiodiffError, ConfigError
-from audiodiff.generate import make_generators, resolve_sampler, run_sampler
+from audiodiff.sampling import (circular_denoiser, loop_seam_score, make_generators, plan_windows, repaint_segments,
+                                resolve_sampler, run_inpainting, run_sampler, seam_score, slerp)
 
 SR = 8000
 
@@ -461,7 +461,7 @@ def test_cli_generate_long(files, capsys):
     (["inpaint", "-i", "{tmp}/none.wav", "--start", "0", "--end", "0.1"], "audio file not found"),
     (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--fmin", "2000", "--fmax", "100"], "fmin < fmax"),
     (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--prompt", "x"], "unconditional"),
-    (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--steps", "0"], "--steps must be >= 1"),
+    (["inpaint", "-i", "{a}", "--start", "0", "--end", "0.1", "--steps", "0"], "steps must be an integer >= 1"),
     (["continue", "-i", "{a}", "--seconds", "-1"], "seconds must be in (0, "),
     (["continue", "-i", "{a}", "--seconds", "1", "--overlap", "1.5"], "overlap must be in (0, 1)"),
     (["variation", "-i", "{a}", "--strength", "0"], "strength must be in (0, 1]"),
@@ -507,3 +507,25 @@ def test_cli_generate_30_seconds(files):
                  "--steps", "2", "--seed", "0", "--quiet"]) == 0
     meta = json.loads(next(files["out"].glob("clip_000_seed0_*.json")).read_text())
     assert meta["seconds"] == 30 and meta["long_form"]["windows"] > 100
+
+
+@pytest.mark.parametrize("case", ["inpaint-jumps", "continue", "variation", "loop", "loop-audio", "interpolate",
+                                  "interpolate-heun", "in-batches"])  # interpolate_prompts: tests/test_ui.py
+def test_every_edit_reports_the_total_steps_of_the_call(tiny_model, case):
+    from audiodiff.edit import in_batches
+
+    steps, wave = [], test_wave()
+    run = {
+        "inpaint-jumps": lambda cb: inpaint(tiny_model, wave, 0.05, 0.15, steps=6, jumps=2, jump_length=2, callback=cb),
+        "continue": lambda cb: continue_audio(tiny_model, wave, 0.4, steps=3, jumps=1, jump_length=1, callback=cb),
+        "variation": lambda cb: variation(tiny_model, wave, 0.6, steps=5, callback=cb),
+        "loop": lambda cb: loop(tiny_model, steps=3, callback=cb),
+        "loop-audio": lambda cb: loop(tiny_model, audio=wave, steps=3, callback=cb),
+        "interpolate": lambda cb: interpolate(tiny_model, wave, test_wave(seed=1), 5, steps=3, batch_size=2, callback=cb),
+        "interpolate-heun": lambda cb: interpolate(tiny_model, wave, test_wave(seed=1), 3, steps=3, sampler="heun",
+                                                   callback=cb),
+        "in-batches": lambda cb: list(in_batches(variation, tiny_model, num_samples=3, batch_size=2, audio=wave,
+                                                 strength=1.0, steps=2, callback=cb)),
+    }[case]
+    run(steps.append)
+    assert steps and all(info["total"] == len(steps) for info in steps)

@@ -175,7 +175,7 @@ def test_lora_on_generate_edits_and_the_page(folder, base, tmp_path, capsys):
     capsys.readouterr()
     assert main(["generate", "--model", str(base), "--lora", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     assert "adapter folder not found" in capsys.readouterr().err
-    from audiodiff.cli_train import ui_models
+    from audiodiff.cli.train import ui_models
     from audiodiff.ui import Studio
 
     entry = ui_models(None, [f"{adapter}:0.5"])[-1]

@@ -306,6 +306,7 @@ def test_fuzz_the_corpus_is_what_it_claims(corpus):
     ["generate", "--model", "{escape}"],
     ["generate", "--frobnicate"],
 ])
+@pytest.mark.slow  # a new Python process per case; tests/test_cli.py checks the console script once by default
 def test_fuzz_console_script_prints_one_line(corpus, argv, tmp_path):
     fill = {"model": str(corpus["models"]["good"]), "nan": str(corpus["audio"]["nan.wav"]),
             "escape": str(corpus["models"]["autoencoder-escape"])}

@@ -55,6 +55,7 @@ def test_generate_errors(tiny_model):
         audiodiff.generate(tiny_model, num_samples=0)
 
 
+@pytest.mark.slow  # a 1000-step ladder
 def test_ddim_any_step_count(tiny_model):
     for steps in (1, 1000):
         clip = audiodiff.generate(tiny_model, steps=steps, seed=0, seconds=0.05)[0]
@@ -74,3 +75,11 @@ def test_sigma_min_ends_the_ladder_from_the_call_or_the_model_config(tiny_model,
     assert again.metadata["sigma_min"] == 0.5 and torch.allclose(again.features, clip.features, atol=1e-5)
     with pytest.raises(ConfigError, match="sigma_min must be in"):
         audiodiff.generate(tiny_model, sigma_min=-1.0)
+
+
+@pytest.mark.parametrize("seconds", [None, 0.6])  # one window, and a long clip made in windows
+def test_the_callback_reports_the_total_steps_of_the_call(tiny_model, seconds):
+    steps = []
+    audiodiff.generate(tiny_model, num_samples=3, batch_size=2, steps=2, seed=0, seconds=seconds, callback=steps.append)
+    assert {info["total"] for info in steps} == {len(steps)}
+    assert [info["batch"] for info in steps][0] == 0 and steps[-1]["batch"] == 1

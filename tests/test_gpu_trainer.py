@@ -1,4 +1,4 @@
-"""recipes/gpu/train_shipped.py: a tiny bundle trains every kind of job on the CPU and tars the results."""
+"""tools/train_shipped.py: a tiny bundle trains every kind of job on the CPU and tars the results."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from conftest import TINY_MEL, tiny_config
 
 import audiodiff
 
-SCRIPT = Path(__file__).resolve().parents[1] / "recipes" / "gpu" / "train_shipped.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "train_shipped.py"
 SAFE = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.11.4
 SMALL = {"steps": 3, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2, "log_every": 1, "num_workers": 0,
          "progress": False, "fit_stats_batches": 2}

@@ -15,22 +15,11 @@ import audiodiff
 from audiodiff import registry
 from audiodiff.data import ManifestItem
 from audiodiff.errors import AudiodiffError, ConfigError, ModelLoadError
-from audiodiff.metrics import (
-    MelClassifier,
-    am_score,
-    caption_retrieval,
-    classifier_accuracy,
-    frechet_distance,
-    frechet_distance_from_stats,
-    inception_score,
-    load_judge,
-    log_mel_l1,
-    modified_inception_score,
-    mr_stft_distance,
-    ndb,
-)
-from audiodiff.metrics.evaluate import evaluate, write_report
-from audiodiff.metrics.judge import window_batch
+from audiodiff.metrics import am_score, caption_retrieval, classifier_accuracy, frechet_distance, frechet_distance_from_stats, inception_score, log_mel_l1, modified_inception_score, mr_stft_distance, ndb
+from audiodiff.evaluation import MelClassifier, load_judge
+from audiodiff.evaluation.evaluate import evaluate
+from audiodiff.evaluation.report import write_report
+from audiodiff.evaluation.judge import window_batch
 from audiodiff.training.judge import JudgeTrainConfig, fit_judge, train_judge
 
 SR = 8000
@@ -295,8 +284,8 @@ def test_evaluate_unconditional_and_errors(reference, tiny_model):
 @pytest.mark.slow
 def test_shipped_speech_judge_is_accurate_on_fsdd_test_clips(shared_data):
     from audiodiff.data import prepare
-    from audiodiff.metrics import judge_clips, list_judges
-    from audiodiff.metrics.judge import load_clips
+    from audiodiff.evaluation import judge_clips, list_judges
+    from audiodiff.evaluation.judge import load_clips
 
     assert "speech" in list_judges()
     judge = load_judge("speech")

@@ -14,14 +14,19 @@ from conftest import tiny_config
 
 import audiodiff
 from audiodiff.data import ManifestItem, prepare_berklee, read_manifest
-from audiodiff.data.render import GM_FAMILIES, GM_INSTRUMENTS, gm_family, instrument_family
+from audiodiff.data.notes import GM_FAMILIES, GM_INSTRUMENTS, gm_family, instrument_family
 from audiodiff.errors import ConfigError
-from audiodiff.metrics import MelClassifier, load_judge
-from audiodiff.metrics.evaluate import clip_prompts, evaluate, markdown_table
-from audiodiff.metrics.pitch import caption_family, caption_pitch_accuracy, parse_note_caption, pitch_accuracy, pitch_hits
+from audiodiff.checkpoint import read_config
+from audiodiff.evaluation import JUDGES_DIR, CaptionPattern, MelClassifier, caption_pitch, load_judge
+from audiodiff.evaluation.evaluate import clip_prompts, evaluate
+from audiodiff.evaluation.report import markdown_table
+from audiodiff.evaluation.pitch import caption_pitch_accuracy, pitch_accuracy, pitch_hits
 from audiodiff.metrics.retrieval import caption_bank, caption_retrieval, recall_at_k, retrieval_scores
 
 SR = 16000
+#: the music judge's caption patterns (the music recipe's captions; recipes/judges.py writes them into its config)
+MUSIC = read_config(JUDGES_DIR / "music")
+FAMILY = {"target": MUSIC["target"], "notes": MUSIC["notes"]}
 TINY_JUDGE = {"mel": {"sample_rate": SR, "n_fft": 512, "hop_length": 256, "n_mels": 24},
               "seconds": 0.5, "channels": 16, "depth": 2, "embed_dim": 16}
 
@@ -42,15 +47,15 @@ def test_pyin_pitch_accuracy_on_a_sine_at_a_known_pitch():
     assert pitch_accuracy(waves, SR, [81, 48])[0] == 0.0  # the wrong pitch: an octave off
     assert not pitch_hits(estimates, [66, 63]).any()  # three semitones off
     assert pitch_hits(estimates, [70, 59]).all()  # within one semitone
-    silent = caption_pitch_accuracy(torch.zeros(1, 1, SR // 2), SR, ["a flute playing A4"])
+    silent = caption_pitch_accuracy(torch.zeros(1, 1, SR // 2), SR, ["a flute playing A4"], MUSIC["notes"])
     assert silent == {"pitch_accuracy": 0.0, "pitch_clips": 1, "pitch_unvoiced": 1}
 
 
 def test_pitch_of_note_captions_only_and_resampled():
     waves = torch.cat([note(72), note(50)])
-    scores = caption_pitch_accuracy(waves, SR, ["a flute playing C5", "door slam"])
+    scores = caption_pitch_accuracy(waves, SR, ["a flute playing C5", "door slam"], MUSIC["notes"])
     assert scores == {"pitch_accuracy": 1.0, "pitch_clips": 1, "pitch_unvoiced": 0}
-    assert caption_pitch_accuracy(waves, SR, ["door slam", None]) is None
+    assert caption_pitch_accuracy(waves, SR, ["door slam", None], MUSIC["notes"]) is None
     from audiodiff.audio.io import resample
 
     assert pitch_accuracy(resample(note(64), SR, 22050), 22050, [64])[0] == 1.0
@@ -59,12 +64,14 @@ def test_pitch_of_note_captions_only_and_resampled():
 
 
 def test_note_captions_parse():
-    assert parse_note_caption("a flute playing C5") == ("flute", 72)
-    assert parse_note_caption("a piano playing D#4") == ("piano", 63)
-    assert parse_note_caption("A Synth  Lead playing Bb2 loudly") == ("synth lead", 46)
-    assert parse_note_caption("an organ playing A0").pitch == 21
-    assert parse_note_caption("door slam") is None and parse_note_caption(None) is None
-    assert parse_note_caption("a flute playing H5") is None
+    notes = MUSIC["notes"]
+    assert caption_pitch("a flute playing C5", notes) == 72
+    assert caption_pitch("a piano playing D#4", notes) == 63
+    assert caption_pitch("A Synth  Lead playing Bb2 loudly", notes) == 46
+    assert caption_pitch("an organ playing A0", notes) == 21
+    assert caption_pitch("door slam", notes) is None and caption_pitch(None, notes) is None
+    assert caption_pitch("a flute playing H5", notes) is None
+    assert caption_pitch("a flute playing C5", None) is None  # a judge without a notes pattern
 
 
 # -- GM families ------------------------------------------------------------------------------------------
@@ -79,12 +86,14 @@ def test_gm_family_mapping():
     assert rendered == {"piano": "piano", "marimba": "chromatic percussion", "organ": "organ", "guitar": "guitar",
                         "bass": "bass", "violin": "strings", "trumpet": "brass", "clarinet": "reed", "flute": "pipe",
                         "synth lead": "synth lead"}
-    assert caption_family("a piano playing C8") == "piano"  # the Salamander notes
-    assert caption_family("a kazoo playing C4") is None and caption_family("door slam") is None
+    family = CaptionPattern(**MUSIC["target"])
+    assert family("a piano playing C8") == "piano"  # the Salamander notes
+    assert family("A Synth  Lead playing Bb2") == "synth lead"
+    assert family("a kazoo playing C4") is None and family("door slam") is None
 
 
 def test_judge_targets():
-    family = MelClassifier(["piano", "pipe"], target="gm_family", **TINY_JUDGE)
+    family = MelClassifier(["piano", "pipe"], **FAMILY, **TINY_JUDGE)
     assert family.target_of("a flute playing C5") == "pipe" and family.target_of("a piano playing A0", "A0") == "piano"
     assert family.target_of("a violin playing C5") is None  # a family the judge does not know
     caption = MelClassifier(["door slam", "kalimba"], target="caption", **TINY_JUDGE)
@@ -162,7 +171,7 @@ SPECS = [("a flute playing A4", 69), ("a piano playing C4", 60), ("a flute playi
 
 def test_caption_prompts_come_from_the_reference_clips(tmp_path):
     refs = write_notes(tmp_path / "ref", SPECS, "test")
-    judge = MelClassifier(["piano", "pipe"], target="gm_family", **TINY_JUDGE)
+    judge = MelClassifier(["piano", "pipe"], **FAMILY, **TINY_JUDGE)
     assert clip_prompts("captions", 2, judge, refs) == ["a flute playing A4", "a piano playing G3"]  # spread
     assert clip_prompts("captions", 5, judge, refs) == [c for c, _ in SPECS] + ["a flute playing A4"]  # cycled
     with pytest.raises(ConfigError, match="no captions"):
@@ -172,7 +181,7 @@ def test_caption_prompts_come_from_the_reference_clips(tmp_path):
 def test_evaluate_reports_pitch_family_and_retrieval(tmp_path):
     refs = write_notes(tmp_path / "ref", SPECS, "test")
     train = write_notes(tmp_path / "train", SPECS * 2, "train")
-    family = MelClassifier(["piano", "pipe"], target="gm_family", **TINY_JUDGE)
+    family = MelClassifier(["piano", "pipe"], **FAMILY, **TINY_JUDGE)
     report = evaluate(text_model(), refs, num_samples=4, prompts="captions", judge=family, steps=1, seed=1)
     gen, ref = report["generated"], report["reference"]
     assert report["settings"]["prompt_mode"] == "captions" and report["settings"]["prompts"] == [c for c, _ in SPECS]
@@ -199,14 +208,14 @@ def test_eval_cli_with_caption_prompts_and_a_caption_judge(tmp_path, capsys):
     refs = write_notes(tmp_path / "ref", SPECS, "test")
     train = write_notes(tmp_path / "train", SPECS, "train")
     manifest = write_manifest(train + refs, tmp_path / "m.jsonl")
-    judge_dir = MelClassifier([c for c, _ in SPECS], target="caption", **TINY_JUDGE).save(tmp_path / "judge")
+    judge_dir = MelClassifier([c for c, _ in SPECS], target="caption", notes=MUSIC["notes"], **TINY_JUDGE).save(tmp_path / "judge")
     folder = text_model().save(tmp_path / "model")
     argv = ["eval", "--model", str(folder), "--reference", str(manifest), "-n", "4", "--prompts", "captions",
             "--judge", str(judge_dir), "--steps", "1", "--out", str(tmp_path / "ev"), "--quiet"]
     assert main(argv) == 0
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert report["settings"]["prompt_mode"] == "captions" and report["reference"]["retrieval_clips"] == 4
-    assert report["generated"]["pitch_accuracy"] is not None  # note captions: pitch too
+    assert report["generated"]["pitch_accuracy"] is not None  # captions that name notes (the judge's pattern): pitch too
     assert "recall@1" in capsys.readouterr().out
 
 
@@ -227,8 +236,8 @@ def manifest_or_skip(path: str) -> list[ManifestItem]:
 
 
 def judge_accuracy(judge, items) -> float:
-    from audiodiff.metrics import judge_clips
-    from audiodiff.metrics.judge import load_clips, window_batch
+    from audiodiff.evaluation import judge_clips
+    from audiodiff.evaluation.judge import load_clips, window_batch
 
     items = [item for item in items if judge.target_of(item.caption, item.label) is not None]
     waves = window_batch(load_clips([item.path for item in items], judge.sample_rate), judge.num_samples)
@@ -240,7 +249,7 @@ def judge_accuracy(judge, items) -> float:
 @pytest.mark.slow
 def test_shipped_music_judge_knows_the_instrument_family_of_held_out_notes():
     judge = load_judge("music")
-    assert judge.target == "gm_family" and judge.sample_rate == 16000 and "piano" in judge.labels
+    assert isinstance(judge.target, CaptionPattern) and judge.sample_rate == 16000 and "piano" in judge.labels
     accuracy, count = judge_accuracy(judge, manifest_or_skip("data/music/manifest.jsonl"))
     assert count == 48 and accuracy >= 0.8  # chance 1/10
 
@@ -255,9 +264,9 @@ def test_shipped_sfx_judge_knows_the_caption_of_held_out_clips():
 
 @pytest.mark.slow
 def test_real_music_notes_are_in_tune_by_pyin():
-    from audiodiff.metrics.judge import load_clips, window_batch
+    from audiodiff.evaluation.judge import load_clips, window_batch
 
     items = manifest_or_skip("data/music/manifest.jsonl")
     waves = window_batch(load_clips([item.path for item in items], SR), SR)  # the model's 1 s window
-    scores = caption_pitch_accuracy(waves, SR, [item.caption for item in items])
+    scores = caption_pitch_accuracy(waves, SR, [item.caption for item in items], MUSIC["notes"])
     assert scores["pitch_clips"] == 48 and scores["pitch_accuracy"] >= 0.85

@@ -163,3 +163,22 @@ def test_load_audio_formats_and_errors(shared_data, tmp_path):
         load_audio(tmp_path / "bad.wav")
     with pytest.raises(audiodiff.AudioError, match="not found"):
         load_audio(tmp_path / "nope.wav")
+
+
+def test_load_weights_from_copies_matching_tensors_and_reports_the_rest():
+    import copy
+
+    from audiodiff.errors import ConfigError
+
+    torch.manual_seed(0)
+    source = perturb(DiffusionModel(tiny_config()))
+    target = DiffusionModel(tiny_config())
+    result = target.load_weights_from(source)
+    assert result.skipped == [] and result.new == [] and set(result.loaded) == set(source.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+    narrower = DiffusionModel({**tiny_config(), "net": {**tiny_config()["net"], "channels": 8}})
+    partial = narrower.load_weights_from(source)
+    assert partial.skipped and not set(partial.loaded) & set(partial.skipped)
+    assert set(partial.loaded) | set(partial.skipped) == set(source.state_dict())  # every one of its tensors, once
+    with pytest.raises(ConfigError, match="differ in shape"):
+        copy.deepcopy(narrower).load_weights_from(source, skip_mismatched=False)

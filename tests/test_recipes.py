@@ -50,6 +50,7 @@ def run(script: Path, *overrides: str) -> subprocess.CompletedProcess:
                           timeout=900, cwd=REPO)
 
 
+@pytest.mark.slow  # about 20-45 s per domain on 2 threads
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_debug_experiment_trains_and_samples(domain, tmp_path, shared_data):
     recipe = REPO / "recipes" / domain

@@ -85,10 +85,7 @@ def test_a_page_job_and_its_command_make_the_same_bytes(models, inputs, tmp_path
     steps = []
     result = studio.run(operation, models[model], plot=operation == "generate", callback=steps.append, **kwargs)
     assert steps, "the progress callback was never called"
-    expected = studio.expected_steps(operation, models[model], **kwargs)  # the progress bar's total
-    assert (expected is None) == (operation in ("inpaint", "continue", "variation", "interpolate")
-                                  or kwargs.get("seconds", 0) > 0.25)
-    assert expected is None or len(steps) == expected
+    assert all(info["total"] == len(steps) for info in steps)  # every operation reports the progress bar's total
     assert result.folder.parent == tmp_path / "page" and result.folder.name.endswith(operation)
     assert len(result.paths) == len(result.clips) == {"generate": len(kwargs.get("prompt", [""])) * kwargs.get(
         "num_samples", 1)}.get(operation, kwargs.get("n", kwargs.get("num_samples", 1)))
@@ -210,6 +207,7 @@ def test_ui_without_gradio_is_one_line_naming_the_extra(monkeypatch, tmp_path, c
     assert err == ["audiodiff: error: the web page needs gradio: pip install 'audiodiff[ui]'"]
 
 
+@pytest.mark.slow  # starts a server
 def test_a_taken_port_is_a_one_line_error(models, tmp_path, capsys):
     pytest.importorskip("gradio")
     with socket.socket() as taken:

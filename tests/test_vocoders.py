@@ -15,7 +15,8 @@ import torch
 from conftest import TINY_MEL, perturb, tiny_config
 
 import audiodiff
-from audiodiff.audio.mel import MEL_SETTING_KEYS, Mel
+from audiodiff.audio.mel import Mel
+from audiodiff.audio.settings import MEL_SETTING_KEYS
 from audiodiff.errors import ConfigError, ModelLoadError, SettingsMismatchError
 from audiodiff.registry import build, names
 from audiodiff.vocoders import Vocos, build_vocoder, load_vocoder_folder

@@ -8,9 +8,10 @@ latents of a frozen ``MelAutoencoder`` (latent diffusion, Rombach et al. 2022).
 """
 
 from .io import load_audio, resample, save_audio, to_mono
-from .mel import MEL_SETTING_KEYS, Mel
+from .settings import MEL_SETTING_KEYS, MelSettings
+from .mel import Mel
 from .autoencoder import MelAutoencoder, load_autoencoder
 from .latent import Latent
 
-__all__ = ["load_audio", "save_audio", "resample", "to_mono", "Mel", "MEL_SETTING_KEYS", "MelAutoencoder",
+__all__ = ["load_audio", "save_audio", "resample", "to_mono", "Mel", "MelSettings", "MEL_SETTING_KEYS", "MelAutoencoder",
            "load_autoencoder", "Latent"]

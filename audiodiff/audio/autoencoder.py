@@ -214,7 +214,7 @@ class MelAutoencoder(nn.Module):
     def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None,
              metadata: Mapping[str, Any] | None = None) -> Path:
         """Write ``config.json`` (:meth:`config` plus ``metadata``, e.g. ``training``) + ``model.safetensors``."""
-        from .. import __version__
+        from .._version import __version__
 
         config = {**copy.deepcopy(dict(metadata or {})), **self.config(), "audiodiff_version": __version__}
         return save_folder(folder, config, self.state_dict(), dtype)

@@ -19,10 +19,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register
+from .settings import MEL_SETTING_KEYS, MelSettings
 
-#: keys of :meth:`Mel.settings` that a vocoder must share with the model.
-MEL_SETTING_KEYS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max",
-                    "power", "mel_scale", "mel_norm", "log_floor")
 
 
 @register("representation", "mel")
@@ -30,41 +28,22 @@ class Mel(nn.Module):
     """Log-mel spectrogram with per-bin normalisation.
 
     Args:
-        sample_rate: audio rate in Hz.
-        n_fft, hop_length, win_length: STFT size, hop and window (Hann) length in samples.
-        n_mels, f_min, f_max: mel filterbank (``f_max`` None means ``sample_rate / 2``).
-        power: 1 for a magnitude mel, 2 for a power mel.
-        mel_scale, mel_norm: ``"slaney"``/``"htk"`` scale and ``"slaney"``/``None`` filter norm.
-        log_floor: magnitudes are clamped to this before the log.
         mean, std: initial normalisation statistics (scalars, or lists of ``n_mels``).
+        **mel: the :class:`~audiodiff.audio.settings.MelSettings` fields (``sample_rate``, ``n_fft``, ...);
+            each is also an attribute (``mel.n_mels``).
     """
 
-    def __init__(
-        self,
-        sample_rate: int = 22050,
-        n_fft: int = 1024,
-        hop_length: int = 256,
-        win_length: int | None = None,
-        n_mels: int = 80,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 1.0,
-        mel_scale: str = "slaney",
-        mel_norm: str | None = "slaney",
-        log_floor: float = 1e-5,
-        mean: float | list[float] = -5.0,
-        std: float | list[float] = 2.5,
-    ) -> None:
+    #: keywords taken through ``**mel`` (the registry checks configs against them)
+    forwarded_keywords = MEL_SETTING_KEYS
+
+    def __init__(self, mean: float | list[float] = -5.0, std: float | list[float] = 2.5, **mel: Any) -> None:
         super().__init__()
-        win_length = win_length or n_fft
-        f_max = float(f_max) if f_max is not None else sample_rate / 2
-        _validate(sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max, log_floor)
-        self.sample_rate, self.n_fft, self.hop_length = int(sample_rate), int(n_fft), int(hop_length)
-        self.win_length, self.n_mels = int(win_length), int(n_mels)
-        self.f_min, self.f_max, self.power = float(f_min), f_max, float(power)
-        self.mel_scale, self.mel_norm, self.log_floor = mel_scale, mel_norm, float(log_floor)
+        self.mel_settings = MelSettings(**mel).check()
+        for key, value in self.mel_settings.as_dict().items():
+            setattr(self, key, value)  # mel.sample_rate, mel.n_mels, ...: read-only copies of the settings
+        n_mels = self.n_mels
         fb = AF.melscale_fbanks(self.n_fft // 2 + 1, self.f_min, self.f_max, self.n_mels, self.sample_rate,
-                                mel_norm, mel_scale)  # (freqs, n_mels)
+                                self.mel_norm, self.mel_scale)  # (freqs, n_mels)
         # derived from the settings, so not saved with the weights
         self.register_buffer("filterbank", fb.T.contiguous(), persistent=False)  # (n_mels, freqs)
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
@@ -74,7 +53,7 @@ class Mel(nn.Module):
     # -- description ----------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """The mel settings a vocoder must share (JSON-able)."""
-        return {k: getattr(self, k) for k in MEL_SETTING_KEYS}
+        return self.mel_settings.as_dict()
 
     def config(self) -> dict[str, Any]:
         """Constructor keywords that rebuild this representation (statistics travel as buffers)."""
@@ -152,16 +131,3 @@ class Mel(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.settings().items())
-
-
-def _validate(sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max, log_floor) -> None:
-    if sample_rate <= 0 or n_fft <= 0 or hop_length <= 0 or n_mels <= 0:
-        raise ConfigError("mel sample_rate, n_fft, hop_length and n_mels must be positive")
-    if win_length > n_fft:
-        raise ConfigError(f"mel win_length {win_length} is larger than n_fft {n_fft}")
-    if not 0 <= f_min < f_max <= sample_rate / 2 + 1e-6:
-        raise ConfigError(f"mel needs 0 <= f_min < f_max <= sample_rate/2, got f_min={f_min}, f_max={f_max}")
-    if n_mels > n_fft // 2 + 1:
-        raise ConfigError(f"n_mels {n_mels} is more than the {n_fft // 2 + 1} STFT bins")
-    if not log_floor > 0 or not math.isfinite(log_floor):
-        raise ConfigError("mel log_floor must be a positive number")

@@ -12,11 +12,10 @@ Typical use::
 
 from .cache import FeatureCache
 from .dataset import AudioDataset, check_audio, collate, crop_or_pad, normalize_loudness, trim_silence
-from .manifest import SPLITS, ManifestItem, read_manifest, write_manifest
+from .manifest import SPLITS, ManifestItem, hash_split, read_manifest, write_manifest
+from .notes import midi_to_note_name, note_name_to_midi
 from .prepare import (
     LAYOUTS,
-    hash_split,
-    midi_to_note_name,
     prepare,
     prepare_berklee,
     prepare_caption_table,
@@ -39,6 +38,7 @@ __all__ = [
     "crop_or_pad",
     "hash_split",
     "midi_to_note_name",
+    "note_name_to_midi",
     "normalize_loudness",
     "prepare",
     "prepare_berklee",

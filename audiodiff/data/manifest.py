@@ -11,6 +11,7 @@ to an absolute path.  ``split`` is one of ``"train"``, ``"valid"``, ``"test"``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -143,3 +144,19 @@ def _parse_line(line: str, folder: Path, where: str) -> ManifestItem:
 def _optional_str(value: object) -> str | None:
     """``None`` stays ``None``; anything else becomes ``str``."""
     return None if value is None else str(value)
+
+
+def hash_split(key: str, valid_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
+    """Deterministic split of ``key`` by its SHA-1 hash.
+
+    The first 32 bits of ``sha1(key)`` give a number ``u`` in [0, 1): ``u < valid_fraction`` is
+    ``"valid"``, ``u < valid_fraction + test_fraction`` is ``"test"``, the rest ``"train"``.
+    """
+    if valid_fraction < 0 or test_fraction < 0 or valid_fraction + test_fraction > 1:
+        raise ConfigError(f"bad split fractions valid={valid_fraction}, test={test_fraction}")
+    u = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) / 2**32
+    if u < valid_fraction:
+        return "valid"
+    if u < valid_fraction + test_fraction:
+        return "test"
+    return "train"

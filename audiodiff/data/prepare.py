@@ -30,12 +30,13 @@ from typing import NamedTuple
 import soundfile as sf
 
 from ..errors import ConfigError
-from .manifest import ManifestItem, check_split
+from .manifest import ManifestItem, check_split, hash_split
+from .notes import midi_to_note_name, note_name_to_midi
 
 log = logging.getLogger(__name__)
 
-DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-NOTE_NAMES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+#: FSDD names its files by digit; its labels are the words Speech Commands names its folders by
+_DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
 SPLIT_ALIASES: dict[str, str] = {
     "train": "train", "training": "train", "development": "train",
@@ -55,28 +56,6 @@ class _Entry(NamedTuple):
 
 # ---------------------------------------------------------------------------------------------
 # shared helpers
-
-
-def hash_split(key: str, valid_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
-    """Deterministic split of ``key`` by its SHA-1 hash.
-
-    The first 32 bits of ``sha1(key)`` give a number ``u`` in [0, 1): ``u < valid_fraction`` is
-    ``"valid"``, ``u < valid_fraction + test_fraction`` is ``"test"``, the rest ``"train"``.
-    """
-    if valid_fraction < 0 or test_fraction < 0 or valid_fraction + test_fraction > 1:
-        raise ConfigError(f"bad split fractions valid={valid_fraction}, test={test_fraction}")
-    u = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) / 2**32
-    if u < valid_fraction:
-        return "valid"
-    if u < valid_fraction + test_fraction:
-        return "test"
-    return "train"
-
-
-def midi_to_note_name(pitch: int) -> str:
-    """Scientific pitch name of a MIDI note with sharps: ``60 -> "C4"``, ``21 -> "A0"``, ``70 -> "A#4"``."""
-    pitch = int(pitch)
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def _words(name: str) -> str:
@@ -218,7 +197,7 @@ def prepare_fsdd(root: str | os.PathLike, valid_from_train: bool = False) -> lis
         if match is None:
             odd.append(path.name)
             continue
-        word = DIGIT_WORDS[int(match.group(1))]
+        word = _DIGIT_WORDS[int(match.group(1))]
         entries.append(_Entry(path, word, word, _fsdd_split(int(match.group(3)), valid_from_train)))
     if odd:
         log.warning("fsdd: skipped %d file(s) not named {digit}_{speaker}_{take}.wav (first: %s)", len(odd), odd[0])
@@ -476,9 +455,6 @@ def _berklee_names(root: Path) -> list[tuple[str, str]]:
     return [(p.name, re.sub(r"[_\s-]*\d+$", "", p.stem).lower() or p.stem.lower()) for p in files]
 
 
-_NOTE_FILE = re.compile(r"^([A-Ga-g])(s|#|b)?(-?\d)$")
-
-
 def prepare_salamander(root: str | os.PathLike) -> list[ManifestItem]:
     """Salamander Grand Piano notes: ``root/metadata.csv`` (``path``, ``midi_pitch``) or files named like ``Ds4.ogg``.
 
@@ -511,16 +487,6 @@ def _salamander_pitches(root: Path) -> list[tuple[str, int]]:
         else:
             pairs.append((path.name, pitch))
     return pairs
-
-
-def note_name_to_midi(name: str) -> int | None:
-    """``"C4" -> 60``, ``"Ds1"``/``"D#1" -> 27``, ``"Bb2" -> 46``; ``None`` if not a note name."""
-    match = _NOTE_FILE.match(name)
-    if match is None:
-        return None
-    letter, accidental, octave = match.groups()
-    offset = {"s": 1, "#": 1, "b": -1}.get(accidental or "", 0)
-    return (int(octave) + 1) * 12 + NOTE_NAMES.index(letter.upper()) + offset
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,46 +19,13 @@ import torch
 
 from ..audio.io import save_audio
 from ..errors import AudiodiffError, ConfigError
-from .manifest import ManifestItem
-from .prepare import hash_split, midi_to_note_name
+from .manifest import ManifestItem, hash_split
+from .notes import GM_INSTRUMENTS, midi_to_note_name
 
 log = logging.getLogger(__name__)
 
-#: GM program -> (instrument name used in captions, NSynth-like family)
-GM_INSTRUMENTS: dict[int, tuple[str, str]] = {
-    0: ("piano", "keyboard"),
-    12: ("marimba", "mallet"),
-    19: ("organ", "organ"),
-    24: ("guitar", "guitar"),
-    33: ("bass", "bass"),
-    40: ("violin", "string"),
-    56: ("trumpet", "brass"),
-    71: ("clarinet", "reed"),
-    73: ("flute", "flute"),
-    80: ("synth lead", "synth_lead"),
-}
-#: the 16 General MIDI program families (GM 1 sound set), eight programs each: program // 8 indexes this
-GM_FAMILIES: tuple[str, ...] = (
-    "piano", "chromatic percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass",
-    "reed", "pipe", "synth lead", "synth pad", "synth effects", "ethnic", "percussive", "sound effects",
-)
-#: instrument name in captions -> GM program (the Salamander notes are captioned "a piano playing ...")
-INSTRUMENT_PROGRAMS: dict[str, int] = {name: program for program, (name, _) in GM_INSTRUMENTS.items()}
 SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2",
               "/usr/share/sounds/sf2/default-GM.sf2")
-
-
-def gm_family(program: int) -> str:
-    """The GM family of a program number 0-127: ``0 -> "piano"``, ``73 -> "pipe"`` (flute), ``80 -> "synth lead"``."""
-    if not 0 <= int(program) <= 127:
-        raise ConfigError(f"GM program numbers are 0-127, got {program}")
-    return GM_FAMILIES[int(program) // 8]
-
-
-def instrument_family(instrument: str) -> str | None:
-    """The GM family of an instrument named in captions (``"flute" -> "pipe"``), ``None`` if unknown."""
-    program = INSTRUMENT_PROGRAMS.get(" ".join(instrument.lower().split()))
-    return None if program is None else gm_family(program)
 
 
 def find_soundfont(path: str | None = None) -> str:

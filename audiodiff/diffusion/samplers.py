@@ -446,17 +446,13 @@ class AnnealedLangevin(Sampler):
       is right for the stationary distribution of small steps but not for the level: at a high
       ``sigma`` each step leaves ``x`` with about ``sqrt(1 + c / (2 - c))`` times the level's noise
       (``sqrt(2)`` for ``c = 1``), and the denoiser is then asked about inputs noisier than it is
-      told.  ``step_lr`` ``None`` means ``2 sigma_min^2`` (``c = 1``: ``x <- denoised + sqrt(2) sigma z``),
-      chosen on N(0, 0.25) data where it keeps the std within 0.014 at 200 levels.  On the shipped
-      speech model this form got worse with more levels (judge accuracy 38% at 10 levels, 8% at 200;
-      ``benchmarks/results/samplers.md`` before the change).
+      told.  ``step_lr`` ``None`` means ``2 sigma_min^2`` (``c = 1``: ``x <- denoised + sqrt(2) sigma z``).
     - ``consistent=True`` (default): the same drift, with noise that leaves ``x`` at exactly the
       level's noise and, on the level's last step, at the next level's (:func:`consistent_step`); so
       the step from one level to the next is at least a DDIM step.  The price is a small loss of
       variance, ``1 - c / 2`` of it at low noise on Gaussian data.  ``step_lr`` ``None`` means
-      ``0.1 sigma_min^2`` (``c = 0.05``): on the shipped speech model (20 clips, judge accuracy and
-      Frechet distance) it scored 90% / 73 at 10 levels, 90% / 71 at 50 and 80% / 93 at 200, against
-      90% / 58, 80% / 135 and 40% / 200 for ``c = 1`` and 35% / 185, 10% / 296 for the plain form.
+      ``0.1 sigma_min^2`` (``c = 0.05``).  The measurements behind both defaults are in
+      ``benchmarks/results/defaults.md``.
     """
 
     n_steps_each: int = 5

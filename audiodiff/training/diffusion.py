@@ -336,3 +336,26 @@ def _demo(run_dir: Path, ema_model: Objective, step: int, cfg: TrainConfig) -> N
         except AudiodiffError:  # no matplotlib: keep the WAVs
             clip.save(out / f"demo_{i}.wav", overwrite=True)
     ema_model.train(False)
+
+
+@torch.no_grad()
+def held_out_loss(model: Any, dataset: Dataset, repeats: int = 4, batch_size: int = 16, seed: int = 0,
+                  conditional: bool = True) -> float:
+    """A :class:`~audiodiff.DiffusionModel`'s own training loss on ``dataset``'s clips at fixed noise draws (``repeats`` per clip), a
+    judge-free measure that two models of one representation share; ``conditional=False`` uses the null
+    prompt (a base model that lacks the clips' labels)."""
+    from ..data import collate
+
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+        x0 = model.encode_batch(batch)
+        keep = [conditional] * len(x0)  # False: the null prompt
+        cond = model.batch_inputs(batch, keep) if model.is_conditional else {}
+        for _ in range(repeats):
+            total += float(model.loss(x0, generator=generator, **cond)) * len(x0)
+            count += len(x0)
+    model.train(was_training)
+    return total / max(1, count)

@@ -111,10 +111,9 @@ def train_from_data(data: str | os.PathLike, run_dir: str | os.PathLike, preset:
     import torch
 
     from ..data.sources import describe, read_data
-    from ..finetune import held_out_loss
     from ..model import DiffusionModel
     from .checkpoints import checkpoint_step, latest_checkpoint
-    from .diffusion import TrainConfig, fit
+    from .diffusion import TrainConfig, fit, held_out_loss
 
     run_dir = Path(run_dir)
     manifest = run_dir / MANIFEST

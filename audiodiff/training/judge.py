@@ -1,4 +1,4 @@
-"""Training a :class:`~audiodiff.metrics.judge.MelClassifier` judge on labelled clips.
+"""Training a :class:`~audiodiff.evaluation.judge.MelClassifier` judge on labelled clips.
 
 A plain supervised loop: AdamW (Loshchilov & Hutter 2019) with linear warm-up and cosine decay to 0
 (:func:`~audiodiff.training.loop.lr_factor`), cross-entropy (label smoothing, Szegedy et al. 2016, is
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..data.manifest import ManifestItem
 from ..errors import ConfigError
-from ..metrics.judge import MelClassifier, judge_clips, load_clips, window_batch
+from ..evaluation.judge import MelClassifier, judge_clips, load_clips, window_batch
 from .loop import lr_factor
 
 log = logging.getLogger(__name__)

@@ -30,17 +30,6 @@ class Vocoder(nn.Module):
         raise NotImplementedError
 
 
-def normalize_mel_settings(sample_rate: int, n_fft: int, hop_length: int, win_length: int | None, n_mels: int,
-                           f_min: float, f_max: float | None, power: float, mel_scale: str, mel_norm: str | None,
-                           log_floor: float) -> dict[str, Any]:
-    """The ``Mel.settings()`` dict of these settings (``win_length`` None: ``n_fft``; ``f_max`` None: Nyquist)."""
-    from ..audio.mel import MEL_SETTING_KEYS
-
-    return dict(zip(MEL_SETTING_KEYS, (
-        int(sample_rate), int(n_fft), int(hop_length), int(win_length or n_fft), int(n_mels), float(f_min),
-        float(f_max) if f_max is not None else sample_rate / 2, float(power), mel_scale, mel_norm, float(log_floor))))
-
-
 def check_mel_settings(vocoder_settings: Mapping[str, Any], model_settings: Mapping[str, Any], what: str = "vocoder") -> None:
     """Raise :class:`SettingsMismatchError` naming every mel setting that differs."""
     diffs = [

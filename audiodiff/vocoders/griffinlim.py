@@ -12,9 +12,10 @@ from typing import Any
 import torch
 import torchaudio.functional as AF
 
+from ..audio.settings import MEL_SETTING_KEYS, MelSettings
 from ..errors import ConfigError
 from ..registry import register
-from .base import Vocoder, normalize_mel_settings
+from .base import Vocoder
 
 
 @register("vocoder", "griffinlim")
@@ -24,24 +25,16 @@ class GriffinLim(Vocoder):
     Args:
         n_iter: Griffin-Lim iterations (more is slower and less metallic; 32 is a fair default).
         momentum: the fast Griffin-Lim momentum in [0, 1).
-        **mel settings: the keys of ``Mel.settings()`` (the model supplies them).
+        **mel: the :class:`~audiodiff.audio.settings.MelSettings` fields (the model supplies them).
     """
+
+    forwarded_keywords = MEL_SETTING_KEYS
 
     def __init__(
         self,
         n_iter: int = 32,
         momentum: float = 0.99,
-        sample_rate: int = 22050,
-        n_fft: int = 1024,
-        hop_length: int = 256,
-        win_length: int | None = None,
-        n_mels: int = 80,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 1.0,
-        mel_scale: str = "slaney",
-        mel_norm: str | None = "slaney",
-        log_floor: float = 1e-5,
+        **mel: Any,
     ) -> None:
         super().__init__()
         if int(n_iter) < 1:
@@ -49,12 +42,12 @@ class GriffinLim(Vocoder):
         if not 0 <= momentum < 1:
             raise ConfigError(f"griffinlim momentum must be in [0, 1), got {momentum}")
         self.n_iter, self.momentum = int(n_iter), float(momentum)
-        self.mel_settings = normalize_mel_settings(sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max,
-                                                   power, mel_scale, mel_norm, log_floor)
-        win_length, f_max = self.mel_settings["win_length"], self.mel_settings["f_max"]
-        fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, mel_norm, mel_scale)  # (freqs, n_mels)
+        m = MelSettings(**mel)
+        self.mel_settings = m.as_dict()
+        fb = AF.melscale_fbanks(m.n_fft // 2 + 1, m.f_min, m.f_max, m.n_mels, m.sample_rate, m.mel_norm,
+                                m.mel_scale)  # (freqs, n_mels)
         self.register_buffer("inverse_fb", torch.linalg.pinv(fb.T), persistent=False)  # (freqs, n_mels)
-        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        self.register_buffer("window", torch.hann_window(m.win_length), persistent=False)
 
     def config(self) -> dict[str, Any]:
         return {"name": "griffinlim", "n_iter": self.n_iter, "momentum": self.momentum, **self.mel_settings}

@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..audio.settings import MEL_SETTING_KEYS, MelSettings
 from ..errors import ConfigError
 from ..registry import register
-from .base import Vocoder, normalize_mel_settings
+from .base import Vocoder
 
 #: fixed input normalisation of natural-log mels (their usual range is about -11.5 .. 5)
 INPUT_MEAN, INPUT_STD = -5.0, 2.5
@@ -61,46 +62,37 @@ class Vocos(Vocoder):
         dim: backbone channels.
         intermediate_dim: hidden size of each ConvNeXt block's MLP.
         num_layers: ConvNeXt blocks.
-        **mel settings: the keys of ``Mel.settings()``; the STFT of the head uses the same
+        **mel: the :class:`~audiodiff.audio.settings.MelSettings` fields; the STFT of the head uses the same
             ``n_fft``, ``hop_length`` and ``win_length`` (Hann window).
 
     The defaults (dim 192, 8 layers) have about 2 M parameters.
     """
+
+    forwarded_keywords = MEL_SETTING_KEYS
 
     def __init__(
         self,
         dim: int = 192,
         intermediate_dim: int = 576,
         num_layers: int = 8,
-        sample_rate: int = 22050,
-        n_fft: int = 1024,
-        hop_length: int = 256,
-        win_length: int | None = None,
-        n_mels: int = 80,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 1.0,
-        mel_scale: str = "slaney",
-        mel_norm: str | None = "slaney",
-        log_floor: float = 1e-5,
+        **mel: Any,
     ) -> None:
         super().__init__()
         if min(int(dim), int(intermediate_dim), int(num_layers)) < 1:
             raise ConfigError(f"vocos dim, intermediate_dim and num_layers must be >= 1, "
                               f"got {dim}, {intermediate_dim}, {num_layers}")
-        self.mel_settings = normalize_mel_settings(sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max,
-                                                   power, mel_scale, mel_norm, log_floor)
-        win_length = self.mel_settings["win_length"]
-        if win_length > n_fft:
-            raise ConfigError(f"vocos win_length {win_length} is larger than n_fft {n_fft}")
+        m = MelSettings(**mel)
+        self.mel_settings = m.as_dict()
+        if m.win_length > m.n_fft:
+            raise ConfigError(f"vocos win_length {m.win_length} is larger than n_fft {m.n_fft}")
         self.dim, self.intermediate_dim, self.num_layers = int(dim), int(intermediate_dim), int(num_layers)
-        self.embed = nn.Conv1d(int(n_mels), self.dim, kernel_size=7, padding=3)
+        self.embed = nn.Conv1d(m.n_mels, self.dim, kernel_size=7, padding=3)
         self.norm = nn.LayerNorm(self.dim, eps=1e-6)
         self.blocks = nn.ModuleList(
             ConvNeXtBlock(self.dim, self.intermediate_dim, 1.0 / self.num_layers) for _ in range(self.num_layers))
         self.final_norm = nn.LayerNorm(self.dim, eps=1e-6)
-        self.head = nn.Linear(self.dim, int(n_fft) + 2)  # log-magnitude and angle of n_fft // 2 + 1 bins
-        self.register_buffer("window", torch.hann_window(int(win_length)), persistent=False)
+        self.head = nn.Linear(self.dim, m.n_fft + 2)  # log-magnitude and angle of n_fft // 2 + 1 bins
+        self.register_buffer("window", torch.hann_window(m.win_length), persistent=False)
         self.apply(_init_weights)
 
     def config(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import entry, resolve, run_prepare, to_dict  # noqa: E402
 
 import audiodiff  # noqa: E402
-from audiodiff.audio.mel import MEL_SETTING_KEYS  # noqa: E402
+from audiodiff.audio.settings import MEL_SETTING_KEYS  # noqa: E402
 from audiodiff.data import AudioDataset, read_manifest  # noqa: E402
 from audiodiff.errors import ConfigError  # noqa: E402
 from audiodiff.registry import build  # noqa: E402

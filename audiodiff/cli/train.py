@@ -14,16 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .. import checks
+from ..errors import ConfigError
+from .options import OVERWRITE_HELP, add_lora_option, positive_int
 
 #: exit status of a run stopped by its time limit (checkpointed; ``--resume`` goes on)
 EXIT_TIME_LIMIT = 3
-LORA_HELP = "a LoRA adapter folder, optionally with a strength (DIR or DIR:0.7); repeatable, adapters stack"
-
-
-def add_lora_option(parser: argparse.ArgumentParser) -> None:
-    """``--lora DIR[:STRENGTH]`` (repeatable) for commands that load a model."""
-    parser.add_argument("--lora", action="append", default=[], metavar="DIR[:STRENGTH]", help=LORA_HELP)
 
 
 def ui_models(models: list[str] | None, loras: list[str]) -> list[str] | None:
@@ -31,7 +27,7 @@ def ui_models(models: list[str] | None, loras: list[str]) -> list[str] | None:
     stacked on the base the first one names, or on the first ``--model``)."""
     if not loras:
         return models
-    from .lora import SPEC_JOIN, adapter_base, parse_spec
+    from ..lora import SPEC_JOIN, adapter_base, parse_spec
 
     base = models[0] if models else adapter_base(parse_spec(loras[0])[0])
     if base is None:
@@ -39,9 +35,9 @@ def ui_models(models: list[str] | None, loras: list[str]) -> list[str] | None:
     return [*(models or []), SPEC_JOIN.join([base, *loras])]
 
 
-def add_commands(sub: Any) -> None:
-    """Add ``train``, ``finetune`` and ``lora`` to the subparsers ``sub`` of the main parser."""
-    from .cli import OVERWRITE_HELP, _key_value, _positive_int
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``train``, ``finetune`` and ``lora`` sub-commands."""
+    _positive_int, _key_value = positive_int, checks.key_value_arg
 
     tr = sub.add_parser("train", help="train a new model on a folder of audio (subfolders are labels), a caption "
                                       "table (path,caption) or a manifest")
@@ -109,7 +105,7 @@ def _check_run_folder(out: Path, resume: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.folder import train_from_data
+    from ..training.folder import train_from_data
 
     out = Path(args.out)
     _check_run_folder(out, args.resume)
@@ -128,11 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from .data.sources import describe, read_data
-    from .finetune import FinetuneConfig, finetune
-    from .hub import load
-    from .lora import merge
-    from .training.folder import dataset
+    from ..data.sources import describe, read_data
+    from ..finetune import FinetuneConfig, finetune
+    from ..hub import load
+    from ..lora import merge
+    from ..training.folder import dataset
 
     out = Path(args.out)
     _check_run_folder(out, args.resume)
@@ -156,9 +152,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_lora_merge(args: argparse.Namespace) -> int:
-    from .files import check_target
-    from .hub import load
-    from .lora import merge
+    from ..files import check_target
+    from ..hub import load
+    from ..lora import merge
 
     if not args.lora:
         raise ConfigError("lora merge needs at least one --lora DIR[:STRENGTH]")
@@ -171,7 +167,7 @@ def cmd_lora_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_lora_info(args: argparse.Namespace) -> int:
-    from .lora import ADAPTER_WEIGHTS, read_adapter
+    from ..lora import ADAPTER_WEIGHTS, read_adapter
 
     config, tensors = read_adapter(args.adapter)
     size = sum(t.numel() for t in tensors.values())

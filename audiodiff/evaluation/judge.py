@@ -13,9 +13,10 @@ window, so every caller sees the same preprocessing.  Log-mels are taken relativ
 loudest bin and clipped at ``dynamic_range_db`` below it, so the judge ignores overall gain.
 
 What a judge's classes are is its ``target``: ``"label"`` (a manifest item's label, e.g. the spoken
-digit), ``"caption"`` (the caption itself, e.g. ``"door slam"``) or ``"gm_family"`` (the General MIDI
-family of the instrument a note caption names, ``"a flute playing C5" -> "pipe"``);
-:meth:`MelClassifier.target_of` maps a prompt or a manifest item to its class.
+digit), ``"caption"`` (the caption itself, e.g. ``"door slam"``) or a caption pattern its config
+carries (:mod:`audiodiff.evaluation.targets`; the music judge's reads the General MIDI family of the
+instrument a note caption names); :meth:`MelClassifier.target_of` maps a prompt or a manifest item
+to its class.  Its optional ``notes`` pattern says which pitch a caption asks for.
 
 A judge is a folder, like a model: ``config.json`` (``"name": "judge"`` and the constructor
 keywords) and ``model.safetensors``; :func:`load_judge` reads it without unpickling anything.
@@ -34,20 +35,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..audio.io import load_audio, resample
 from ..audio.mel import Mel
 from ..checkpoint import read_config, read_tensors, save_folder
 from ..data.dataset import crop_or_pad
 from ..errors import ConfigError, ModelLoadError
 from ..registry import register
+from .targets import CaptionPattern, check_notes, check_target
 
 JUDGES_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "judges"
 DEFAULT_MEL: dict[str, Any] = {"sample_rate": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 64}
 #: config.json keys that describe a saved judge but are not constructor keywords
 METADATA_KEYS = ("name", "audiodiff_version", "training")
-#: what a judge's classes are (see :meth:`MelClassifier.target_of`)
-TARGETS: tuple[str, ...] = ("label", "caption", "gm_family")
 
 
 class ResBlock(nn.Module):
@@ -77,7 +77,9 @@ class MelClassifier(nn.Module):
         dropout: dropout before the output layer (training only).
         dynamic_range_db: log-mels are clipped this far below each clip's peak.
         stride: time downsampling of the first convolution.
-        target: what the classes are: ``"label"``, ``"caption"`` or ``"gm_family"`` (see :meth:`target_of`).
+        target: what the classes are: ``"label"``, ``"caption"`` or a caption pattern's config
+            (:class:`~audiodiff.evaluation.targets.CaptionPattern`; see :meth:`target_of`).
+        notes: a regular expression whose group ``note`` is the note a caption names (for pitch accuracy).
     """
 
     def __init__(
@@ -91,15 +93,15 @@ class MelClassifier(nn.Module):
         dropout: float = 0.1,
         dynamic_range_db: float = 80.0,
         stride: int = 2,
-        target: str = "label",
+        target: str | Mapping[str, Any] = "label",
+        notes: str | None = None,
     ) -> None:
         super().__init__()
         self.labels = _check_labels(labels)
         if not seconds > 0 or min(channels, depth, embed_dim, stride) < 1 or not dynamic_range_db > 0:
             raise ConfigError("judge needs seconds > 0, dynamic_range_db > 0 and positive channels, depth, embed_dim, stride")
-        if target not in TARGETS:
-            raise ConfigError(f"unknown judge target {target!r}; valid: {', '.join(TARGETS)}")
-        self.target = target
+        self.target = check_target(target)
+        self.notes = check_notes(notes)
         self.mel = Mel(**{**DEFAULT_MEL, **dict(mel or {})})
         self.seconds, self.channels, self.depth, self.embed_dim = float(seconds), int(channels), int(depth), int(embed_dim)
         self.dropout_p, self.dynamic_range_db, self.stride = float(dropout), float(dynamic_range_db), int(stride)
@@ -132,7 +134,8 @@ class MelClassifier(nn.Module):
         return {"name": "judge", "labels": list(self.labels), "mel": self.mel.settings(), "seconds": self.seconds,
                 "channels": self.channels, "depth": self.depth, "embed_dim": self.embed_dim,
                 "dropout": self.dropout_p, "dynamic_range_db": self.dynamic_range_db, "stride": self.stride,
-                "target": self.target}
+                "target": self.target.config() if isinstance(self.target, CaptionPattern) else self.target,
+                **({"notes": self.notes} if self.notes is not None else {})}
 
     def target_of(self, caption: str | None, label: str | None = None) -> str | None:
         """The class a prompt (``caption``) or a manifest item (``caption``, ``label``) should get; ``None`` when
@@ -142,9 +145,7 @@ class MelClassifier(nn.Module):
         elif self.target == "caption":
             name = caption
         else:
-            from .pitch import caption_family
-
-            name = caption_family(caption)
+            name = self.target(caption)
         return name if name in self.labels else None
 
     # -- preprocessing -----------------------------------------------------------------------

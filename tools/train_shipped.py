@@ -15,8 +15,8 @@ cannot reach the network, so the work is cut in two:
     (``TrainConfig.time_limit`` is the safety net), then exports the EMA weights (fp16) and tars
     each result into ``$OUT``.
 
-    python recipes/gpu/train_shipped.py pack
-    python recipes/gpu/train_shipped.py run --budget 400 --out $OUT     # on the GPU machine
+    python tools/train_shipped.py pack
+    python tools/train_shipped.py run --budget 400 --out $OUT     # on the GPU machine
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BUNDLE = Path(os.environ.get("AUDIODIFF_GPU_BUNDLE", REPO / ".gpu" / "bundle"))  # the tests point it elsewhere
 log = logging.getLogger("gpu")
 

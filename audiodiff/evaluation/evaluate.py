@@ -1,7 +1,7 @@
 """Evaluate a model against real clips through a judge: the SC09 protocol of DiffWave, for any model.
 
 :func:`evaluate` generates clips (one per prompt in turn when prompts are given), passes them and
-real reference clips through a judge (:class:`~audiodiff.metrics.judge.MelClassifier`) and reports,
+real reference clips through a judge (:class:`~audiodiff.evaluation.judge.MelClassifier`) and reports,
 for the generated clips, the Frechet distance of the judge's embeddings to the reference clips'
 (Heusel et al. 2017; Kilgour et al. 2019), the accuracy of the judge against the prompts, IS
 (Salimans et al. 2016), mIS (Gurumurthy et al. 2017), AM (Zhou et al. 2018) and NDB/k (Richardson &
@@ -12,39 +12,38 @@ that sample size).  With ``resynthesize``, the reference clips are also passed t
 own representation and vocoder: the best a model of this representation can score.
 
 Which class a prompt or a reference clip should get is the judge's business
-(:meth:`~audiodiff.metrics.judge.MelClassifier.target_of`): the label (spoken digits), the caption
+(:meth:`~audiodiff.evaluation.judge.MelClassifier.target_of`): the label (spoken digits), the caption
 (sound effects) or the General MIDI family of the instrument a note caption names (music notes).
 Prompts may be ``"captions"``: the reference clips' own captions.  Two figures are added where they
-apply: pitch accuracy (:mod:`audiodiff.metrics.pitch`, pYIN) when every prompt is a note caption,
+apply: pitch accuracy (:mod:`audiodiff.evaluation.pitch`, pYIN) when every prompt names a note (the judge's ``notes`` pattern),
 and caption retrieval (:mod:`audiodiff.metrics.retrieval`) when ``caption_items`` give each caption
 an embedding (the mean judge embedding of its clips).
 
-:func:`write_report` writes the report as JSON and as a markdown table.
+:func:`audiodiff.evaluation.report.write_report` writes the report as JSON and as a markdown table.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..checkpoint import read_config
 from ..data.manifest import ManifestItem, read_manifest
 from ..errors import ConfigError
-from ..files import atomic_write_bytes, finite_or_null, json_bytes
 from ..model import DiffusionModel
-from .classifier import am_score, inception_score, modified_inception_score
-from .frechet import frechet_distance
+from ..metrics.classifier import am_score, inception_score, modified_inception_score
+from ..metrics.frechet import frechet_distance
+from ..metrics.ndb import ndb
+from ..metrics.retrieval import caption_bank, retrieval_scores
 from .judge import MelClassifier, judge_clips, list_judges, load_clips, load_judge, window_batch
-from .ndb import ndb
-from .pitch import caption_pitch_accuracy, parse_note_caption
-from .retrieval import caption_bank, retrieval_scores
+from .pitch import caption_pitch_accuracy
+from .targets import caption_pitch
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +257,7 @@ def evaluate(
     refs = select_reference(reference_items, max_reference)
     prompt_list = clip_prompts(prompts, num_samples, judge, refs)
     if pitch is None:
-        pitch = prompt_list is not None and all(parse_note_caption(p) is not None for p in prompt_list)
+        pitch = prompt_list is not None and all(caption_pitch(p, judge.notes) is not None for p in prompt_list)
     timing: dict[str, float] = {}
 
     start = time.perf_counter()  # the reference first, so a bad file fails before the long part
@@ -282,7 +281,7 @@ def evaluate(
     if bank is not None:
         generated.update(_retrieval(gen_emb, prompt_list, bank))
     if pitch:
-        generated.update(_pitch(gen_waves, model.sample_rate, prompt_list))
+        generated.update(_pitch(gen_waves, model.sample_rate, prompt_list, judge.notes))
     timing["judge"] = time.perf_counter() - start
 
     report = {"settings": _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed, k),
@@ -317,7 +316,7 @@ def reference_report(reference_items: Sequence[ManifestItem], judge: MelClassifi
     judge = load_judge(judge)
     refs = select_reference(reference_items, max_reference)
     if pitch is None:
-        pitch = any(parse_note_caption(item.caption) is not None for item in refs)
+        pitch = any(caption_pitch(item.caption, judge.notes) is not None for item in refs)
     bank = _caption_bank(judge, caption_items, refs, None) if caption_items is not None else None
     section = _score_reference(judge, refs, bank, pitch, ndb_k, seed)[3]
     section["num_reference"] = len(refs)
@@ -335,13 +334,13 @@ def _score_reference(judge: MelClassifier, refs: Sequence[ManifestItem], bank, p
     if bank is not None:
         section.update(_retrieval(emb, captions, bank))
     if pitch:
-        section.update(_pitch(waves, judge.sample_rate, captions))
+        section.update(_pitch(waves, judge.sample_rate, captions, judge.notes))
     return waves, emb, probs, section
 
 
 def _prompt_scores(probs: torch.Tensor, prompts: list[str] | None, judge: MelClassifier) -> dict[str, Any]:
     """Prompt accuracy (overall and per label) over the clips whose prompt has a class of the judge
-    (:meth:`~audiodiff.metrics.judge.MelClassifier.target_of`); ``None`` when no prompt has one."""
+    (:meth:`~audiodiff.evaluation.judge.MelClassifier.target_of`); ``None`` when no prompt has one."""
     targets = [judge.target_of(p) for p in prompts] if prompts is not None else []
     acc, count = accuracy(probs, targets, judge)
     if acc is None:
@@ -372,9 +371,11 @@ def _retrieval(emb: torch.Tensor, captions: Sequence[str | None] | None,
     return scores or {"retrieval_top1": None}
 
 
-def _pitch(waves: torch.Tensor, sample_rate: int, captions: Sequence[str | None] | None) -> dict[str, Any]:
-    """Pitch accuracy against note captions, or ``pitch_accuracy: None`` when none is one."""
-    scores = caption_pitch_accuracy(waves, sample_rate, captions) if captions is not None else None
+def _pitch(waves: torch.Tensor, sample_rate: int, captions: Sequence[str | None] | None,
+           notes: str | None) -> dict[str, Any]:
+    """Pitch accuracy against the notes captions name (``notes``: the judge's pattern), or
+    ``pitch_accuracy: None`` when none names one."""
+    scores = caption_pitch_accuracy(waves, sample_rate, captions, notes) if captions is not None else None
     return scores or {"pitch_accuracy": None}
 
 
@@ -387,7 +388,7 @@ def _resynthesized_scores(model, refs, judge, ref_emb, ref_probs, k, seed, vocod
     if bank is not None:
         out.update(_retrieval(emb, captions, bank))
     if pitch:
-        out.update(_pitch(waves, model.sample_rate, captions))
+        out.update(_pitch(waves, model.sample_rate, captions, judge.notes))
     return out
 
 
@@ -410,70 +411,3 @@ def _settings(model, judge, refs, num_samples, prompts, prompt_list, meta, seed,
         "ndb_k": k,
         "audiodiff_version": __version__,
     }
-
-
-# -- reports ------------------------------------------------------------------------------------------
-def _same(key: str) -> dict[str, str]:
-    return {"generated": key, "reference": key, "resynthesized": key}
-
-
-#: (row title, the report key of each column's section)
-ROWS: tuple[tuple[str, dict[str, str]], ...] = (
-    ("Frechet distance (judge embedding), lower is better",
-     {"generated": "frechet_distance", "reference": "frechet_distance_halves", "resynthesized": "frechet_distance"}),
-    ("accuracy (judge vs the class of the prompt / real clip: label, caption or GM family), higher is better",
-     {"generated": "prompt_accuracy", "reference": "accuracy", "resynthesized": "accuracy"}),
-    ("Inception Score, higher is better", _same("inception_score")),
-    ("modified Inception Score, higher is better", _same("modified_inception_score")),
-    ("AM score, lower is better", _same("am_score")),
-    ("NDB/k, lower is better", {"generated": "ndb", "reference": "ndb_halves", "resynthesized": "ndb"}),
-    ("pitch accuracy (pYIN median f0 within a semitone of the caption's note), higher is better",
-     _same("pitch_accuracy")),
-    ("caption retrieval recall@1 (judge embedding vs caption prototypes), higher is better", _same("retrieval_top1")),
-    ("caption retrieval recall@1 at chance", _same("retrieval_chance_top1")),
-    ("caption retrieval recall@5, higher is better", _same("retrieval_top5")),
-    ("caption retrieval recall@5 at chance", _same("retrieval_chance_top5")),
-)
-#: rows shown only when some column has a value (they apply to some judges and prompts only)
-OPTIONAL_ROWS = ("pitch_accuracy", "retrieval_top1", "retrieval_chance_top1", "retrieval_top5", "retrieval_chance_top5")
-COLUMNS: dict[str, str] = {
-    "generated": "generated",
-    "reference": "reference (real clips)",
-    "resynthesized": "resynthesized (real clips through the model's mel + vocoder)",
-}
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
-def markdown_table(report: Mapping[str, Any]) -> str:
-    """The report as markdown: a line of settings and a table of the scores."""
-    s = report["settings"]
-    sections = [name for name in COLUMNS if name in report]
-    lines = [f"# Evaluation of {s.get('model') or 'a model'}", "",
-             f"Judge: {s.get('judge')} ({len(s['judge_labels'])} labels). {s['num_samples']} generated clips "
-             f"({s['prompt_mode']}, {s.get('steps')} steps, seed {s['seed']}); {s['num_reference']} reference clips; "
-             f"NDB k = {s.get('ndb_k')}. The reference column's Frechet distance and NDB/k are between two halves "
-             "of the reference set (the floor at that sample size).",
-             "", "| metric | " + " | ".join(COLUMNS[name] for name in sections) + " |",
-             "|---" * (len(sections) + 1) + "|"]
-    for title, keys in ROWS:
-        if keys["generated"] in OPTIONAL_ROWS and all(report[name].get(keys[name]) is None for name in sections):
-            continue
-        lines.append(f"| {title} | " + " | ".join(_fmt(report[name].get(keys[name])) for name in sections) + " |")
-    lines += ["", "Timing (s): " + ", ".join(f"{k} {v}" for k, v in report.get("timing", {}).items()), ""]
-    return "\n".join(lines)
-
-
-def write_report(report: Mapping[str, Any], path_json: str | Path, path_md: str | Path,
-                 overwrite: bool = True) -> tuple[Path, Path]:
-    """Write ``report`` as indented JSON to ``path_json`` and as a markdown table to ``path_md`` (atomically;
-    existing files are replaced only with ``overwrite``)."""
-    json_path = atomic_write_bytes(path_json, json_bytes(finite_or_null(report)), overwrite)  # undefined: null
-    md_path = atomic_write_bytes(path_md, markdown_table(report).encode(), overwrite)
-    return json_path, md_path

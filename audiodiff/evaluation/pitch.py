@@ -6,61 +6,29 @@ implements it: the note's pitch is the median f0 of its voiced frames, in MIDI n
 correct when that is within ``tolerance`` semitones (default 1) of the target; an octave error is
 12 semitones off and so wrong, and a clip with no voiced frame is wrong too.
 
-Targets come from note captions as the music recipe writes them (``"a flute playing C5"``,
-``"a piano playing D#4"``, NSynth's ``"a bass playing C3 softly"``): :func:`parse_note_caption`
-reads the instrument and the MIDI pitch, and :func:`caption_family` the General MIDI family of
-the instrument (what the music judge classifies).
+Targets come from captions through a judge's ``notes`` pattern (:func:`audiodiff.evaluation.targets.caption_pitch`;
+the recipe that trained the judge says how its captions name notes).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ..audio.io import resample
-from ..data.prepare import note_name_to_midi
-from ..data.render import instrument_family
 from ..errors import ConfigError
+from .targets import caption_pitch
 
 #: pYIN runs at this rate; 2048-sample frames (128 ms) resolve down to A0; candidate pitches every
-#: quarter semitone (librosa's default tenth is 10x slower over this range and changes no verdict here)
+#: quarter semitone (why not librosa's tenth: benchmarks/results/defaults.md)
 PITCH_RATE = 16000
 FRAME_LENGTH = 2048
 RESOLUTION = 0.25
 #: the search range: a semitone beyond the piano's A0 (27.5 Hz) and C8 (4186 Hz), as MIDI 20 and 109 exactly
 #: so that the candidate pitches fall on whole and quarter semitones
 FMIN_HZ, FMAX_HZ = 440.0 * 2 ** ((20 - 69) / 12), 440.0 * 2 ** ((109 - 69) / 12)
-
-_NOTE_CAPTION = re.compile(r"^\s*(?:(?:a|an|the)\s+)?(?P<instrument>.+?)\s+playing\s+(?P<note>[A-Ga-g](?:#|b|s)?-?\d)\b",
-                           re.IGNORECASE)
-
-
-class NoteCaption(NamedTuple):
-    """What a note caption asks for."""
-
-    instrument: str
-    pitch: int  # MIDI note number
-
-
-def parse_note_caption(caption: str | None) -> NoteCaption | None:
-    """``"a flute playing C5" -> NoteCaption("flute", 72)``; ``None`` if ``caption`` is not a note caption."""
-    match = _NOTE_CAPTION.match(caption or "")
-    if match is None:
-        return None
-    pitch = note_name_to_midi(match.group("note"))
-    if pitch is None:
-        return None
-    return NoteCaption(" ".join(match.group("instrument").lower().split()), pitch)
-
-
-def caption_family(caption: str | None) -> str | None:
-    """The GM family of the instrument a note caption names (``"a flute playing C5" -> "pipe"``), else ``None``."""
-    note = parse_note_caption(caption)
-    return None if note is None else instrument_family(note.instrument)
-
 
 def _as_batch(waves: Any) -> torch.Tensor:
     """``(B, 1, S)``, ``(B, S)`` or ``(S,)`` -> ``(B, S)`` float."""
@@ -115,16 +83,16 @@ def pitch_accuracy(waves: Any, sample_rate: int, targets: Sequence[int], toleran
     return float(pitch_hits(estimates, targets, tolerance).mean()), estimates
 
 
-def caption_pitch_accuracy(waves: Any, sample_rate: int, captions: Sequence[str | None],
+def caption_pitch_accuracy(waves: Any, sample_rate: int, captions: Sequence[str | None], notes: str | None,
                            tolerance: float = 1.0) -> dict[str, Any] | None:
-    """Pitch accuracy over the clips whose caption is a note caption; ``None`` if none is.
+    """Pitch accuracy over the clips whose caption names a note under the ``notes`` pattern; ``None`` if none does.
 
     Returns ``{"pitch_accuracy", "pitch_clips", "pitch_unvoiced"}`` (unvoiced: clips with no voiced frame).
     """
     wave = _as_batch(waves)
-    notes = [parse_note_caption(c) for c in captions]
-    rows = [i for i, note in enumerate(notes) if note is not None]
+    pitches = [caption_pitch(c, notes) for c in captions]
+    rows = [i for i, pitch in enumerate(pitches) if pitch is not None]
     if not rows:
         return None
-    accuracy, estimates = pitch_accuracy(wave[rows], sample_rate, [notes[i].pitch for i in rows], tolerance)
+    accuracy, estimates = pitch_accuracy(wave[rows], sample_rate, [pitches[i] for i in rows], tolerance)
     return {"pitch_accuracy": accuracy, "pitch_clips": len(rows), "pitch_unvoiced": int(np.isnan(estimates).sum())}
