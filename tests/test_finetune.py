@@ -133,6 +133,7 @@ def test_time_limit_exits_3_and_resume_finishes(folder, base, tmp_path):
     assert (out / "model" / "adapter.safetensors").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["finetune", "train"])
 def test_sigkill_mid_training_then_resume(folder, base, tmp_path, command):
     out = tmp_path / "run"
