@@ -13,7 +13,6 @@ Without ``--pair`` it times every shipped student beside its shipped teacher.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -102,13 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     common.setup_threads()
     clips, repeats = (4, 1) if args.quick else (args.clips, args.repeats)
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    body = run(pairs, clips, repeats)
-    header = common.report_header("audiodiff students against their teachers" + (" (--quick)" if args.quick else ""),
-                                  time.perf_counter() - start)
-    header += f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
-    common.emit_report(header + "\n\n" + body, args.out or (None if args.quick else RESULTS))
+    common.timed_report("audiodiff students against their teachers", RESULTS, lambda: run(pairs, clips, repeats),
+                        args.quick, args.out)
     return 0
 
 

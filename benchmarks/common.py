@@ -203,7 +203,6 @@ def benchmark_main(title: str, results: Path, run: Callable[[Any], str], full: A
     """The command line every simple benchmark shares: ``--quick`` (``quick`` settings, print only)
     and ``--out``; times ``run(settings)``, adds the header and the load average, prints and writes."""
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help=quick_help)
@@ -212,11 +211,16 @@ def benchmark_main(title: str, results: Path, run: Callable[[Any], str], full: A
                              "for a full run, none with --quick)")
     args = parser.parse_args(argv)
     setup_threads()
+    timed_report(title, results, lambda: run(quick if args.quick else full), args.quick, args.out)
+    return 0
+
+
+def timed_report(title: str, results: Path, make_body: Callable[[], str], quick: bool, out: Any) -> None:
+    """Time ``make_body()``, add the header and the load average before and after, print, and write to
+    ``out`` (default: ``results`` for a full run, nowhere with ``quick``)."""
     load_before = os.getloadavg()
     start = time.perf_counter()
-    body = run(quick if args.quick else full)
-    seconds = time.perf_counter() - start
-    header = report_header(title + (" (--quick)" if args.quick else ""), seconds)
+    body = make_body()
+    header = report_header(title + (" (--quick)" if quick else ""), time.perf_counter() - start)
     header += f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
-    emit_report(header + "\n\n" + body, args.out or (None if args.quick else results))
-    return 0
+    emit_report(header + "\n\n" + body, out or (None if quick else results))
