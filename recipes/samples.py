@@ -1,6 +1,7 @@
 """Regenerate ``samples/``: for every shipped model a few WAVs, their mel PNGs and JSON sidecars.
 
     make samples            # or: python recipes/samples.py --out samples
+    python recipes/samples.py --models speech   # only these models' folders (the index lists all)
 
 Sidecars carry the command, seed, sampler, prompt and the git commit the clips were made at.
 """
@@ -36,14 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "samples"))
     parser.add_argument("--prompts", type=int, default=4, help="prompts per conditional model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", nargs="+", default=None, help="only these shipped models (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     shipped = audiodiff.list_models()
     if not shipped:
         print("no shipped models: nothing to do", file=sys.stderr)
         return 1
+    unknown = sorted(set(args.models or []) - set(shipped))
+    if unknown:
+        print(f"not shipped: {', '.join(unknown)} (shipped: {', '.join(shipped)})", file=sys.stderr)
+        return 2
     commit = git_commit()
-    for name in shipped:
+    for name in args.models or shipped:
         model = audiodiff.load(name)
         prompts = list(dict.fromkeys(model.demo_prompts(args.prompts) or [])) or None
         clips = audiodiff.generate(model, prompt=prompts, num_samples=1 if prompts else args.prompts, seed=args.seed)
