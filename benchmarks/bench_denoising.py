@@ -21,6 +21,17 @@ follows ``dx/dsigma = (x - D(x)) / sigma``; if ``D`` removes only a fraction ``1
 the noise left shrinks like ``sigma^(1-r)`` instead of ``sigma``, so a denoiser with ``r`` near 1 at
 low sigma carries the noise to the end, and more, smaller steps only follow that trajectory more
 faithfully.  Few DDPM steps jump from sigma ~0.3 to the denoised estimate and never ask it.
+
+The noise carried to the end shows as level too (issue #21's overshoot): the generated features
+have the real clips' mean level but a wider spread over mel bins, so their loudest bins sit far
+above any real clip's.  The level columns give the median over clips of the per-clip peak of the
+natural-log mel and the mean spread (std) over mel bins.  The last table sends real test clips
+through the model (SDEdit, Meng et al. 2022): noised to ``sigma``, then DPM-Solver++(2M) on the
+model's 100-step ladder down to 0 with the conditional denoiser.  A denoiser that removes what was
+added returns clips at the real peak; one that leaves noise in returns louder peaks, the more the
+higher the start.
+
+    .venv/bin/python benchmarks/bench_denoising.py --model sfx --model music --out benchmarks/results/overshoot.md
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ from common import REPO_ROOT, benchmark_main, markdown_table, repeated_option
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "denoising.md"
 SIGMAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 SAMPLERS = (("ddpm", 5), ("ddim", 10), ("dpmpp_2m", 25), ("dpmpp_2m", 100))
+#: the noise levels the SDEdit rows start from
+SDEDIT_SIGMAS = (0.3, 1.0, 4.0)
 #: the recipe's data settings (recipes/<domain>/conf/train.yaml): every recipe crops at the start,
 #: trims silence 40 dB below the peak and normalises loudness to -20 dBFS
 DATA = {"speech": "data/speech/manifest.jsonl", "music": "data/music/manifest.jsonl", "sfx": "data/sfx/manifest.jsonl"}
@@ -77,10 +90,31 @@ def training_share(schedule: Any, lo: float, hi: float, draws: int = 200_000) ->
     return ((sigmas >= lo) & (sigmas < hi)).float().mean().item()
 
 
-def texture(x: torch.Tensor, floor: float) -> tuple[float, float, float]:
-    """Mean |frame-to-frame change|, share of features at the floor (within 0.02) and below it (by > 0.05)."""
+def texture(model: Any, x: torch.Tensor, floor: float) -> tuple[float, ...]:
+    """Mean |frame-to-frame change|, share of features at the floor (within 0.02) and below it (by > 0.05),
+    and :func:`level`."""
     rough = (x[..., 1:] - x[..., :-1]).abs().mean().item()
-    return rough, (x - floor).abs().le(0.02).float().mean().item(), (x < floor - 0.05).float().mean().item()
+    return (rough, (x - floor).abs().le(0.02).float().mean().item(), (x < floor - 0.05).float().mean().item(),
+            *level(model, x))
+
+
+def level(model: Any, x: torch.Tensor) -> tuple[float, float]:
+    """Median over clips of the per-clip peak of the natural-log mel, and its mean std over mel bins."""
+    with torch.inference_mode():
+        log_mel = model.representation.to_log_mel(model.from_net_layout(x)).float()  # (B, n_mels, frames)
+    return log_mel.amax(dim=(1, 2)).median().item(), log_mel.std(dim=1).mean().item()
+
+
+def sdedit(model: Any, x0: torch.Tensor, prompts: list[str], sigma: float) -> torch.Tensor:
+    """``x0`` noised to ``sigma`` (fixed draw), then DPM-Solver++(2M) down the model's 100-step ladder to 0."""
+    from audiodiff.sampling import conditioned_denoiser, inference_sigmas, resolve_sampler, run_sampler
+
+    ladder = inference_sigmas(model, 100, None, None)
+    sigmas = torch.cat([torch.tensor([sigma]), ladder[ladder < sigma]])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        denoise_fn = conditioned_denoiser(model, prompts if model.is_conditional else [""] * len(prompts), None, 1.0)
+        return run_sampler(model, x0 + sigma * noise, sigmas, resolve_sampler("dpmpp_2m", model), None, None, denoise_fn)
 
 
 def generated(model: Any, prompts: list[str], frames: int, spec: str, steps: int, seed: int) -> torch.Tensor:
@@ -111,13 +145,19 @@ def model_report(name: str, settings: dict) -> str:
                      f"{denoising_ratio(model, test, test_prompts, sigma):.3f}",
                      f"{training_share(model.schedule, edges[i], edges[i + 1]):.3f}"])
     floor = float(test.amin())
-    real = texture(test, floor)
-    tex_rows = [["real test clips", f"{real[0]:.3f}", f"{real[1]:.3f}", f"{real[2]:.3f}"]]
+    real = texture(model, test, floor)
+    tex_rows = [["real test clips"] + [f"{v:.3f}" for v in real[:3]] + [f"{v:.2f}" for v in real[3:]]]
     n = settings["generated"]
     prompts = [test_prompts[i % len(test_prompts)] for i in range(n)]
     for spec, steps in SAMPLERS:
-        cells = [texture(generated(model, prompts, test.shape[-1], spec, steps, seed), floor) for seed in (0, 1)]
-        tex_rows.append([f"{spec} {steps} steps"] + [f"{cells[0][k]:.3f} / {cells[1][k]:.3f}" for k in range(3)])
+        cells = [texture(model, generated(model, prompts, test.shape[-1], spec, steps, seed), floor) for seed in (0, 1)]
+        tex_rows.append([f"{spec} {steps} steps"] + [f"{cells[0][k]:.3f} / {cells[1][k]:.3f}" for k in range(3)]
+                        + [f"{cells[0][k]:.2f} / {cells[1][k]:.2f}" for k in range(3, 5)])
+    real_n = level(model, test[:n])
+    sde_rows = [["0 (the clips themselves)", f"{real_n[0]:.2f}", "+0.00", f"{real_n[1]:.2f}"]]
+    for sigma in SDEDIT_SIGMAS:
+        peak, spread = level(model, sdedit(model, test[:n], test_prompts[:n], sigma))
+        sde_rows.append([f"{sigma:g}", f"{peak:.2f}", f"{peak - real_n[0]:+.2f}", f"{spread:.2f}"])
     schedule = model.config["schedule"]
     return "\n\n".join([
         f"## `{name}`",
@@ -128,8 +168,11 @@ def model_report(name: str, settings: dict) -> str:
         markdown_table(["sigma", "mse / sigma^2, train clips", "test clips", "share of training draws near this sigma"], rows),
         f"Generated features ({n} clips per seed, seeds 0 / 1, guidance {model.config['guidance_scale']}); "
         f"the data's floor is {floor:.3f} in normalised units.",
-        markdown_table(["features", "roughness (mean abs frame-to-frame change)", "share at the floor", "share below the floor"],
-                       tex_rows),
+        markdown_table(["features", "roughness (mean abs frame-to-frame change)", "share at the floor", "share below the floor",
+                        "per-clip peak of the log-mel (median)", "std over mel bins"], tex_rows),
+        f"Real test clips sent through the model ({n} clips, guidance 1): noised to sigma, then DPM-Solver++(2M) to 0.",
+        markdown_table(["starting sigma", "per-clip peak of the log-mel (median)", "against the clips'", "std over mel bins"],
+                       sde_rows),
     ])
 
 

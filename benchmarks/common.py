@@ -209,8 +209,10 @@ def benchmark_main(title: str, results: Path, run: Callable[[Any], str], full: A
     parser.add_argument("--out", type=Path, default=None,
                         help=f"markdown file to write (default: {results.relative_to(REPO_ROOT)} "
                              "for a full run, none with --quick)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"torch threads (default {DEFAULT_THREADS}; compare timings only at equal threads)")
     args = parser.parse_args(argv)
-    setup_threads()
+    setup_threads(args.threads)
     timed_report(title, results, lambda: run(quick if args.quick else full), args.quick, args.out)
     return 0
 
