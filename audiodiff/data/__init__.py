@@ -13,6 +13,7 @@ Typical use::
 from .cache import FeatureCache
 from .dataset import AudioDataset, check_audio, collate, crop_or_pad, normalize_loudness, trim_silence
 from .manifest import SPLITS, ManifestItem, hash_split, read_manifest, write_manifest
+from .debian_sfx import prepare_debian_sfx
 from .notes import midi_to_note_name, note_name_to_midi
 from .prepare import (
     LAYOUTS,
@@ -43,6 +44,7 @@ __all__ = [
     "prepare",
     "prepare_berklee",
     "prepare_caption_table",
+    "prepare_debian_sfx",
     "prepare_esc50",
     "prepare_folder_per_label",
     "prepare_fsdd",

@@ -11,7 +11,7 @@ salted builtin ``hash``), as the Speech Commands README does (Warden, 2018, arXi
 
 Layouts (:func:`prepare` dispatches by these names): ``folder_per_label`` (aliases
 ``speech_commands``, ``sc09``), ``fsdd``, ``caption_table``, ``ljspeech``, ``nsynth``, ``esc50``,
-``berklee``, ``salamander``.
+``berklee``, ``salamander``, ``gm_notes`` (:mod:`.render`), ``debian_sfx`` (:mod:`.debian_sfx`).
 """
 
 from __future__ import annotations
@@ -527,3 +527,8 @@ def prepare(layout: str, root: str | os.PathLike, **kwargs: object) -> list[Mani
 from .render import prepare_gm_notes  # noqa: E402
 
 LAYOUTS["gm_notes"] = prepare_gm_notes
+
+# sound effects of Debian packages live in their own module (it fetches them with apt-get)
+from .debian_sfx import prepare_debian_sfx  # noqa: E402
+
+LAYOUTS["debian_sfx"] = prepare_debian_sfx
