@@ -84,6 +84,10 @@ class SoundPackage:
                 found = licence
         return found
 
+    def sound_folders(self, tree: Path) -> list[Path]:
+        """The folders of ``tree`` (an unpacked package) that match :attr:`folders`, in order."""
+        return [f for pattern in self.folders for f in sorted(tree.glob(pattern)) if f.is_dir()]
+
 
 PACKAGES: dict[str, SoundPackage] = {p.name: p for p in (
     SoundPackage(
@@ -147,8 +151,13 @@ HELD_OUT: tuple[str, ...] = ("minetest-data", "sound-theme-freedesktop")
 def name_key(file_name: str) -> str:
     """``"MgBar1.ogg" -> "mgbar"``, ``"default_dig_choppy.2.ogg" -> "default_dig_choppy"``: the key of
     :attr:`SoundPackage.names` (lower case, no extension, no trailing take number)."""
-    stem = re.sub(r"\.(wav|ogg|oga|flac|mp3)$", "", file_name, flags=re.IGNORECASE)
+    stem = _stem(file_name)
     return re.sub(r"[\s_.-]*\d+$", "", stem).lower() or stem.lower()
+
+
+def _stem(file_name: str) -> str:
+    """``file_name`` without its audio extension (``.wav``, ``.ogg``, ``.oga``, ``.flac``, ``.mp3``)."""
+    return re.sub(r"\.(wav|ogg|oga|flac|mp3)$", "", file_name, flags=re.IGNORECASE)
 
 
 def caption_from_name(file_name: str, prefixes: Sequence[str] = (), names: dict[str, str] | None = None) -> str:
@@ -162,7 +171,7 @@ def caption_from_name(file_name: str, prefixes: Sequence[str] = (), names: dict[
     key = name_key(file_name)
     if names and key in names:
         return names[key]
-    stem = re.sub(r"\.(wav|ogg|oga|flac|mp3)$", "", file_name, flags=re.IGNORECASE)
+    stem = _stem(file_name)
     prefix = next((p for p in prefixes if stem.lower().startswith(p.lower()) and len(stem) > len(p)), "")
     stem = stem[len(prefix):]
     spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", stem))
@@ -236,7 +245,7 @@ def _run(command: list[str], cwd: Path, package: str) -> str:
 
 def _keep_sounds(package: SoundPackage, tree: Path, kept: Path) -> Path:
     """Move the package's sound folders and ``copyright`` from the unpacked ``tree`` into ``kept``."""
-    folders = [f for pattern in package.folders for f in sorted(tree.glob(pattern)) if f.is_dir()]
+    folders = package.sound_folders(tree)
     if not folders:
         raise DownloadError(f"debian_sfx: {package.name} has none of its sound folders ({', '.join(package.folders)})")
     for folder in folders:
@@ -319,7 +328,7 @@ def _package_clips(package: SoundPackage, folder: Path) -> list[_Clip]:
     """The audio files in the package's sound folders (sorted), captioned, excluded ones marked."""
     names = dict(package.names)
     clips = []
-    for sounds in (f for pattern in package.folders for f in sorted(folder.glob(pattern)) if f.is_dir()):
+    for sounds in package.sound_folders(folder):
         for path in sorted(p for p in sounds.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
             relative = path.relative_to(folder).as_posix()
             caption = caption_from_name(path.name, package.prefixes, names)
