@@ -86,3 +86,29 @@ def read_tensors(folder: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict[st
         return st_load(path.read_bytes())
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{path} is not a valid safetensors file: {str(exc).splitlines()[0]}") from None
+
+
+def load_built_folder(kind: str, folder: str | os.PathLike, metadata_keys: tuple[str, ...]) -> torch.nn.Module:
+    """The module of registry ``kind`` saved in ``folder`` (or in a run folder's ``model/``), in eval mode.
+
+    Builds it by the registry name in ``config.json`` (the keys in ``metadata_keys`` describe it and
+    are dropped) and loads its weights, cast to the built module's dtypes.  Every problem (missing
+    folder, bad config, an unknown name, weights that do not fit) is a one-line :class:`ModelLoadError`.
+    """
+    from .errors import ConfigError
+    from .registry import build
+
+    if not (Path(folder) / CONFIG_NAME).is_file() and (Path(folder) / "model" / CONFIG_NAME).is_file():
+        folder = Path(folder) / "model"  # a training run's folder
+    config = {k: v for k, v in read_config(folder).items() if k not in metadata_keys}
+    tensors = read_tensors(folder)
+    try:
+        module = build(kind, config)
+    except ConfigError as exc:
+        raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: {exc}") from None
+    expected = module.state_dict()
+    if set(expected) != set(tensors) or any(expected[k].shape != tensors[k].shape for k in expected):
+        raise ModelLoadError(f"weights in {folder} do not match its config.json")
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    module.source = str(folder)
+    return module.eval()

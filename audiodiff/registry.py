@@ -1,7 +1,7 @@
 """Registry of named components, and entry-point plugins.
 
 Every configurable component (net, schedule, preconditioning, sampler, conditioner,
-representation, vocoder, embedder, autoencoder) registers under a ``kind`` and a ``name``::
+representation, vocoder, embedder, autoencoder, generator) registers under a ``kind`` and a ``name``::
 
     @register("sampler", "euler")
     @dataclass(frozen=True)
@@ -39,6 +39,7 @@ KINDS = (
     "vocoder",
     "embedder",
     "autoencoder",
+    "generator",
 )
 
 # Modules whose import registers the built-in components of each kind.
@@ -52,6 +53,7 @@ _BUILTIN_MODULES = {
     "vocoder": ("audiodiff.vocoders",),
     "embedder": ("audiodiff.evaluation",),
     "autoencoder": ("audiodiff.audio",),
+    "generator": ("audiodiff.generators",),
 }
 
 _registry: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}

@@ -110,11 +110,6 @@ def expected_nfe(sampler: str, steps: int) -> int | None:
 
 
 # -- inputs -----------------------------------------------------------------------------------
-def shared_data() -> Path:
-    """``$AUDIODIFF_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    return Path(os.environ.get("AUDIODIFF_SHARED_DATA", common.REPO_ROOT.parent / "shared" / "data"))
-
-
 def default_model() -> str:
     """The shipped ``speech`` model if there is one, else the speech recipe's run folder."""
     return "speech" if "speech" in audiodiff.list_models() else str(common.REPO_ROOT / "runs" / "speech" / "model")
@@ -175,7 +170,7 @@ def subset_floor(emb: torch.Tensor, ref_emb: torch.Tensor, size: int, splits: in
 
 def reference(model, judge, settings: Settings) -> Reference:
     """Judge the FSDD test clips, and the floors at ``settings.num_samples`` clips."""
-    fsdd = shared_data() / "fsdd"
+    fsdd = common.shared_data() / "fsdd"
     test = [item for item in prepare_fsdd(fsdd) if item.split == "test"]
     emb, probs = judge_files(judge, test)
     ref = Reference(emb, accuracy(probs, [item.label for item in test], judge)[0])

@@ -53,7 +53,6 @@ common.configure_environment(THREADS)  # thread and OpenMP settings must be in t
 import torch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training.md"
-RECIPE_CONF = common.REPO_ROOT / "recipes" / "speech" / "conf"
 GLOBAL_BATCH = 32
 TRAINING_PATTERN = "recipes/speech/train.py"  # another training sharing the machine
 
@@ -73,31 +72,12 @@ QUICK = Settings(warmup=2, measured=4, fit_stats_batches=1, repeats=2)
 
 
 # -- the recipe ---------------------------------------------------------------------------------
-def shared_data() -> Path:
-    """``$AUDIODIFF_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    return Path(os.environ.get("AUDIODIFF_SHARED_DATA", common.REPO_ROOT.parent / "shared" / "data"))
+recipe_common = common.recipe_common
 
 
 def recipe_config(manifest: Path, cache_dir: str | None = None):
-    """The speech recipe's config (``train.yaml``, default model) with the manifest (and cache) moved."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(RECIPE_CONF), version_base=None):
-        cfg = compose(config_name="train")
-    OmegaConf.update(cfg, "data.manifest", str(manifest))
-    OmegaConf.update(cfg, "data.sources", [{"layout": "fsdd", "root": str(shared_data() / "fsdd"),
-                                           "valid_from_train": True}])
-    OmegaConf.update(cfg, "data.cache_dir", cache_dir)
-    return cfg
-
-
-def recipe_common():
-    """``recipes/_common.py`` (what the recipe scripts run)."""
-    sys.path.insert(0, str(common.REPO_ROOT / "recipes"))
-    import _common
-
-    return _common
+    """The speech recipe's config with the manifest (and cache) moved (:func:`common.speech_recipe_config`)."""
+    return common.speech_recipe_config(manifest, cache_dir)
 
 
 def build(cfg):

@@ -226,3 +226,32 @@ def timed_report(title: str, results: Path, make_body: Callable[[], str], quick:
     header = report_header(title + (" (--quick)" if quick else ""), time.perf_counter() - start)
     header += f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
     emit_report(header + "\n\n" + body, out or (None if quick else results))
+
+
+# -- the speech recipe's data --------------------------------------------------------------------
+def shared_data() -> Path:
+    """``$AUDIODIFF_SHARED_DATA`` or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("AUDIODIFF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def recipe_common():
+    """``recipes/_common.py`` (what the recipe scripts run)."""
+    sys.path.insert(0, str(REPO_ROOT / "recipes"))
+    import _common
+
+    return _common
+
+
+def speech_recipe_config(manifest: Path, cache_dir: str | None = None, overrides: Sequence[str] = ()):
+    """The speech recipe's config (``train.yaml`` plus Hydra ``overrides``) with its manifest (and cache)
+    moved to ``manifest`` and FSDD read from :func:`shared_data`."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "recipes" / "speech" / "conf"), version_base=None):
+        cfg = compose(config_name="train", overrides=list(overrides))
+    OmegaConf.update(cfg, "data.manifest", str(manifest))
+    OmegaConf.update(cfg, "data.sources", [{"layout": "fsdd", "root": str(shared_data() / "fsdd"),
+                                           "valid_from_train": True}])
+    OmegaConf.update(cfg, "data.cache_dir", cache_dir)
+    return cfg

@@ -27,6 +27,9 @@ reconstruction is cropped back.
 The autoencoder owns the :class:`~audiodiff.audio.mel.Mel` it was trained with (settings and
 normalisation statistics), so its folder (``config.json`` + ``model.safetensors``, written by
 :meth:`MelAutoencoder.save`) is all that :class:`~audiodiff.audio.latent.Latent` needs.
+
+Its building blocks (:class:`ResBlock2d`, :class:`Upsample2d`, :func:`standard_normal_kl`) are public:
+the conditional VAE baseline :class:`~audiodiff.generators.vae.MelCVAE` is built from the same pieces.
 """
 
 from __future__ import annotations
@@ -41,16 +44,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import CONFIG_NAME, read_config, read_tensors, save_folder
-from ..errors import ConfigError, ModelLoadError
-from ..registry import build, register
+from ..checkpoint import load_built_folder, save_folder
+from ..errors import ConfigError
+from ..registry import register
 from .mel import Mel
 
 #: config keys of a saved autoencoder folder that describe it rather than build it
 METADATA_KEYS = ("audiodiff_version", "training", "autoencoder_training")
 
 
-class _ResBlock(nn.Module):
+def standard_normal_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mean, exp(logvar)) || N(0, 1))`` elementwise (Kingma & Welling 2014, appendix B), any shape."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+class ResBlock2d(nn.Module):
     """``x + conv(SiLU(GN(conv(SiLU(GN(x))))))`` with a 1x1 skip when the width changes."""
 
     def __init__(self, in_channels: int, out_channels: int, norm_groups: int) -> None:
@@ -66,7 +74,7 @@ class _ResBlock(nn.Module):
         return self.skip(x) + self.body(x)
 
 
-class _Up(nn.Module):
+class Upsample2d(nn.Module):
     """Nearest-neighbour upsampling by ``(freq, time)`` factors, then a 3x3 conv."""
 
     def __init__(self, channels: int, factors: tuple[int, int]) -> None:
@@ -130,24 +138,24 @@ class MelAutoencoder(nn.Module):
         width = widths[0]
         for level, out in enumerate(widths):
             for _ in range(self.num_res_blocks):
-                layers.append(_ResBlock(width, out, self.norm_groups))
+                layers.append(ResBlock2d(width, out, self.norm_groups))
                 width = out
             if level < len(strides):
                 layers.append(nn.Conv2d(width, width, 3, stride=strides[level], padding=1))
-        layers += [_ResBlock(width, width, self.norm_groups), nn.GroupNorm(self.norm_groups, width), nn.SiLU(),
+        layers += [ResBlock2d(width, width, self.norm_groups), nn.GroupNorm(self.norm_groups, width), nn.SiLU(),
                    nn.Conv2d(width, 2 * self.latent_channels, 3, padding=1)]  # -> mean and log-variance
         return nn.Sequential(*layers)
 
     def _decoder(self, widths: list[int], strides: list[tuple[int, int]]) -> nn.Sequential:
         width = widths[-1]
         layers: list[nn.Module] = [nn.Conv2d(self.latent_channels, width, 3, padding=1),
-                                   _ResBlock(width, width, self.norm_groups)]
+                                   ResBlock2d(width, width, self.norm_groups)]
         for level in reversed(range(len(widths))):
             for _ in range(self.num_res_blocks):
-                layers.append(_ResBlock(width, widths[level], self.norm_groups))
+                layers.append(ResBlock2d(width, widths[level], self.norm_groups))
                 width = widths[level]
             if level > 0:
-                layers.append(_Up(width, strides[level - 1]))
+                layers.append(Upsample2d(width, strides[level - 1]))
         layers += [nn.GroupNorm(self.norm_groups, width), nn.SiLU(), nn.Conv2d(width, 1, 3, padding=1)]
         return nn.Sequential(*layers)
 
@@ -202,7 +210,7 @@ class MelAutoencoder(nn.Module):
         recon, mean, logvar = recon.float(), mean.float(), logvar.float()
         l1 = (recon - x).abs().mean()
         l2 = (recon - x).pow(2).mean()
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum() / x.numel()
+        kl = standard_normal_kl(mean, logvar).sum() / x.numel()
         return {"loss": l1 + l2_weight * l2 + kl_weight * kl, "l1": l1, "l2": l2, "kl": kl}
 
     @torch.no_grad()
@@ -231,21 +239,7 @@ def load_autoencoder(folder: str | os.PathLike) -> MelAutoencoder:
     problem (missing folder, bad config, weights that do not fit) is a one-line
     :class:`~audiodiff.errors.ModelLoadError`.
     """
-    if not (Path(folder) / CONFIG_NAME).is_file() and (Path(folder) / "model" / CONFIG_NAME).is_file():
-        folder = Path(folder) / "model"  # a run folder of train_autoencoder
-    config = read_config(folder)
-    tensors = read_tensors(folder)
-    config = {k: v for k, v in config.items() if k not in METADATA_KEYS}
-    try:
-        autoencoder = build("autoencoder", config)
-    except ConfigError as exc:
-        raise ModelLoadError(f"{Path(folder) / 'config.json'}: {exc}") from None
-    expected = autoencoder.state_dict()
-    if set(expected) != set(tensors) or any(expected[k].shape != tensors[k].shape for k in expected):
-        raise ModelLoadError(f"weights in {folder} do not match its config.json")
-    autoencoder.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
-    autoencoder.source = str(folder)
-    return autoencoder.eval()
+    return load_built_folder("autoencoder", folder, METADATA_KEYS)
 
 
 def _validate(n_mels, latent_channels, channels, channel_mults, num_res_blocks, time_factor, freq_factor,

@@ -182,7 +182,7 @@ class DiffusionTrainer:
         ckpt = latest_checkpoint(self.run_dir) if resume else None
         if ckpt is None:
             if getattr(self.model, "fits_statistics", True):
-                _fit_stats(self.model, self.dataset, self.cfg, self.device, self.info)
+                fit_representation_stats(self.model.representation, self.dataset, self.cfg, self.device, self.info)
             self.ema = EMA(self.model, self.cfg.ema_decay)
         else:
             self._restore(ckpt, state)
@@ -289,20 +289,22 @@ class DiffusionTrainer:
             log.info("resumed from %s (step %d)", ckpt, state.step)
 
 
-def _fit_stats(model: Objective, dataset: Dataset, cfg: TrainConfig, device: torch.device, info: DistInfo) -> None:
-    """Fit the representation's normalisation statistics on the first batches (same on every rank)."""
-    if not hasattr(model.representation, "fit_stats") or cfg.fit_stats_batches <= 0:
+def fit_representation_stats(representation: torch.nn.Module, dataset: Dataset, cfg: Any, device: torch.device,
+                             info: DistInfo) -> None:
+    """Fit ``representation``'s normalisation statistics on the first ``cfg.fit_stats_batches`` batches of
+    ``cfg.batch_size`` clips drawn with ``cfg.seed`` (the same on every rank); any trainer's config has those."""
+    if not hasattr(representation, "fit_stats") or cfg.fit_stats_batches <= 0:
         return
     g = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(dataset), generator=g)[: cfg.fit_stats_batches * cfg.batch_size].tolist()
     loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size,
                         num_workers=min(cfg.num_workers, 2), collate_fn=_collate, generator=g)
     with torch.no_grad():
-        mels = (b["features"].to(device) if "features" in b else model.representation.log_mel(b["waveform"].to(device))
+        mels = (b["features"].to(device) if "features" in b else representation.log_mel(b["waveform"].to(device))
                 for b in loader)
-        model.representation.fit_stats(mels)
+        representation.fit_stats(mels)
     if info.is_main:
-        log.info("fitted %s statistics on %d clips", type(model.representation).__name__, len(order))
+        log.info("fitted %s statistics on %d clips", type(representation).__name__, len(order))
 
 
 def _collate(batch):

@@ -113,6 +113,20 @@ class ResumableSampler(Sampler[int]):
         return max(0, self.length // self.world_size - self.start)
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor,
+                    grad_clip: float) -> tuple[float, bool]:
+    """Backward, clip, and step unless the loss or the gradient is not finite; ``(grad norm, ok)``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    finite = torch.isfinite(loss.detach()) & torch.isfinite(norm)
+    norm_value, ok = torch.stack([norm.float(), finite.float()]).tolist()  # one device sync
+    if ok:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm_value, bool(ok)
+
+
 # -- devices -----------------------------------------------------------------------------------
 def resolve_device(name: str) -> torch.device:
     """``"auto"``: this process's CUDA device (``LOCAL_RANK``) if there is one, else the CPU."""

@@ -53,7 +53,7 @@ from ..vocoders.discriminators import (MultiPeriodDiscriminator, MultiResolution
 from .checkpoints import (checkpoint_step, latest_checkpoint, load_weights, read_state, state_errors,
                           write_checkpoint_folder)
 from .loop import (ResumableSampler, TrainState, Window, autocast_dtype, check_settings, config_from_dict, jsonable,
-                   lr_factor, resolve_device, rng_state, run_loop, set_rng_state)
+                   lr_factor, optimizer_step, resolve_device, rng_state, run_loop, set_rng_state)
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ def _train_step(parts: VocoderTrainer, wave: torch.Tensor, adversarial: bool, cf
     if adversarial:
         with autocast:
             tensors["disc"] = _discriminator_loss(parts, wave, fake.detach(), cfg)
-        norms["disc_grad_norm"], ok = _optimizer_step(parts.opt_d, parts.discriminators, tensors["disc"], cfg.grad_clip)
+        norms["disc_grad_norm"], ok = optimizer_step(parts.opt_d, parts.discriminators, tensors["disc"], cfg.grad_clip)
     tensors["mel_l1"] = (parts.mel.log_mel(fake.float()) - log_mel).abs().mean()
     tensors["mrstft"] = (mr_stft_loss(fake.float(), wave, parts.resolutions) if cfg.mrstft_loss_weight > 0
                          else torch.zeros((), device=wave.device))
@@ -323,7 +323,7 @@ def _train_step(parts: VocoderTrainer, wave: torch.Tensor, adversarial: bool, cf
             tensors["adv"], tensors["fm"] = _generator_gan_losses(parts, wave, fake, cfg)
         loss = loss + cfg.adversarial_weight * tensors["adv"] + cfg.feature_matching_weight * tensors["fm"]
     tensors["loss"] = loss
-    norms["grad_norm"], ok_g = _optimizer_step(parts.opt_g, parts.generator, loss, cfg.grad_clip)
+    norms["grad_norm"], ok_g = optimizer_step(parts.opt_g, parts.generator, loss, cfg.grad_clip)
     values = torch.stack([t.detach().float() for t in tensors.values()]).tolist()  # one device sync
     return {**dict(zip(tensors, values)), **norms}, ok and ok_g
 
@@ -359,17 +359,3 @@ def _generator_gan_losses(parts: VocoderTrainer, real: torch.Tensor, fake: torch
     finally:
         parts.discriminators.requires_grad_(True)
     return sum(adv), sum(fm)
-
-
-def _optimizer_step(optimizer: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor,
-                    grad_clip: float) -> tuple[float, bool]:
-    """Backward, clip, and step unless the loss or the gradient is not finite; ``(grad norm, ok)``."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip if grad_clip > 0 else float("inf"))
-    finite = torch.isfinite(loss.detach()) & torch.isfinite(norm)
-    norm_value, ok = torch.stack([norm.float(), finite.float()]).tolist()  # one device sync
-    if ok:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return norm_value, bool(ok)

@@ -1,0 +1,138 @@
+"""What the one-shot baselines (a GAN and a VAE of normalised log-mels) share: sampling, vocoding, folders.
+
+A diffusion model turns noise into a mel in many denoiser calls; a :class:`MelGenerator` does it in
+one: ``sample_mels(labels)`` maps a fresh latent ``z ~ N(0, I)`` and a class label to a normalised
+log-mel ``(B, n_mels, frames)`` in one network pass.  They exist so that diffusion can be compared with
+the other two families of deep generative models on the same data and metrics
+(``benchmarks/bench_families.py``).  Both are label-conditioned (a learned embedding per class name,
+as :class:`~audiodiff.conditioning.LabelConditioner` is for diffusion), own the
+:class:`~audiodiff.audio.mel.Mel` they were trained on (settings and normalisation statistics), and
+decode through any vocoder with the same mel settings.
+
+A generator is a folder like every model of the library: ``config.json`` (registry name ``"generator"``
+kind, constructor keywords, mel settings, library version) + ``model.safetensors``;
+:func:`load_generator` builds it by registry name and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..audio.mel import Mel
+from ..checkpoint import load_built_folder, save_folder
+from ..errors import ConfigError
+
+#: config keys of a saved generator folder that describe it rather than build it
+METADATA_KEYS = ("audiodiff_version", "training")
+
+
+def mel_from_config(mel: Mapping[str, Any] | None) -> Mel:
+    """A :class:`Mel` from a representation config (``name`` may be absent or ``"mel"``)."""
+    cfg = dict(mel or {})
+    if cfg.pop("name", "mel") != "mel":
+        raise ConfigError(f"a mel generator needs a 'mel' representation config, got {dict(mel or {})['name']!r}")
+    return Mel(**cfg)
+
+
+def check_labels(labels: Sequence[str]) -> list[str]:
+    """The class names as a list: at least one, all distinct non-empty strings."""
+    labels = [str(label) for label in labels]
+    if not labels or len(set(labels)) != len(labels) or not all(labels):
+        raise ConfigError(f"a generator needs distinct, non-empty class labels, got {labels!r}")
+    return labels
+
+
+class MelGenerator(nn.Module):
+    """Base class of one-shot, label-conditioned generators of normalised log-mels.
+
+    Subclasses call ``super().__init__(mel, labels, seconds)`` and implement
+    :meth:`decode_latents` ``(z (B, ...), label indices (B,)) -> (B, n_mels, frames)`` and :meth:`config`.
+    """
+
+    def __init__(self, mel: Mapping[str, Any] | None, labels: Sequence[str], seconds: float) -> None:
+        """Set :attr:`mel` (from its config), :attr:`labels`, :attr:`clip_seconds` and :attr:`frames`,
+        the ``mel.frames_for(seconds)`` frames every generated clip has."""
+        super().__init__()
+        self.mel = mel_from_config(mel)
+        self.labels = check_labels(labels)
+        self.clip_seconds = float(seconds)
+        if not (math.isfinite(self.clip_seconds) and self.clip_seconds > 0):
+            raise ConfigError(f"a generator's seconds must be a positive number, got {seconds!r}")
+        self.frames = self.mel.frames_for(self.clip_seconds)
+
+    # -- description ----------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.mel.sample_rate
+
+    @property
+    def seconds(self) -> float:
+        return self.mel.seconds_for(self.frames)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def config(self) -> dict[str, Any]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def latent_shape(self) -> tuple[int, ...]:  # pragma: no cover - interface
+        """The shape of one latent ``z`` (without the batch axis)."""
+        raise NotImplementedError
+
+    def label_indices(self, labels: Sequence[str]) -> torch.Tensor:
+        """Class names -> indices ``(B,)`` on the model's device; an unknown name is a one-line error."""
+        index = {name: i for i, name in enumerate(self.labels)}
+        unknown = sorted({str(n) for n in labels if n not in index})
+        if unknown:
+            raise ConfigError(f"unknown label(s) {', '.join(map(repr, unknown))}; this model knows "
+                              f"{', '.join(self.labels)}")
+        return torch.tensor([index[n] for n in labels], dtype=torch.long, device=self.device)
+
+    # -- sampling -------------------------------------------------------------------------------
+    def decode_latents(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample_mels(self, labels: Sequence[str], generator: torch.Generator | None = None) -> torch.Tensor:
+        """One normalised log-mel ``(B, n_mels, frames)`` per class name, from ``z ~ N(0, I)`` drawn
+        on the CPU ``generator`` (so a seed gives the same clips on any device)."""
+        index = self.label_indices(list(labels))
+        z = torch.randn((len(index), *self.latent_shape()), generator=generator)
+        return self.decode_latents(z.to(self.device), index).float()
+
+    @torch.no_grad()
+    def generate(self, labels: Sequence[str], vocoder: nn.Module, seed: int | None = None) -> torch.Tensor:
+        """Waveforms ``(B, 1, S)`` at :attr:`sample_rate`: :meth:`sample_mels` decoded by ``vocoder``
+        (whose mel settings must match the model's)."""
+        from ..vocoders import check_mel_settings
+
+        if hasattr(vocoder, "mel_settings"):
+            check_mel_settings(vocoder.mel_settings, self.mel.settings())
+        generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        return self.mel.decode(self.sample_mels(labels, generator), vocoder)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None,
+             metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write ``config.json`` (:meth:`config` plus ``metadata``) + ``model.safetensors``."""
+        from .._version import __version__
+
+        config = {**copy.deepcopy(dict(metadata or {})), **self.config(), "audiodiff_version": __version__}
+        return save_folder(folder, config, self.state_dict(), dtype)
+
+
+def load_generator(folder: str | os.PathLike) -> MelGenerator:
+    """A generator saved by :meth:`MelGenerator.save` (any registered ``generator``), in eval mode.
+
+    ``folder`` may also be a training run folder (its ``model/``).  Every problem (missing folder,
+    bad config, an unknown name, weights that do not fit) is a one-line :class:`ModelLoadError`.
+    """
+    return load_built_folder("generator", folder, METADATA_KEYS)
