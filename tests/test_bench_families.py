@@ -40,3 +40,12 @@ def test_quick_mode_trains_evaluates_and_reports_every_family(tmp_path: Path) ->
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]
     assert "leg 1/2" not in again.stderr
+
+    # the report of a finished run can be written again, e.g. with another FD target, without training
+    rerender = [sys.executable, "benchmarks/bench_families.py", "--report-from", str(work / "results.json"),
+                "--out", str(tmp_path / "again.md"), "--fd-target", "1e9"]
+    third = subprocess.run(rerender, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-4000:]
+    again_report = (tmp_path / "again.md").read_text()
+    assert "s to FD <= 1000000000.0" in again_report and "| gan |" in again_report
+    assert (tmp_path / "again_fd.png").is_file()

@@ -48,3 +48,56 @@ def test_load_generator_errors_are_one_line(tmp_path) -> None:
     with pytest.raises(ModelLoadError) as err:
         load_generator(tmp_path / "gan")
     assert "\n" not in str(err.value)
+
+
+@pytest.fixture
+def gan_dir(tmp_path):
+    torch.manual_seed(0)
+    model = registry.build("generator", {"name": "mel_gan", "mel": MEL, "labels": LABELS, "latent_dim": 8,
+                                         "channels": 8, "seconds": 0.5})
+    model.save(tmp_path / "gan")
+    return tmp_path / "gan"
+
+
+def test_cli_generates_from_a_generator_folder(gan_dir, tmp_path, capsys) -> None:
+    import soundfile as sf
+
+    from audiodiff.cli import main
+
+    out = tmp_path / "out"
+    argv = ["generate", "--model", str(gan_dir), "-p", "high", "-p", "low", "-n", "2", "--seed", "5",
+            "--vocoder", "griffinlim", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    wavs = sorted(out.glob("*.wav"))
+    assert len(wavs) == 4 and len(list(out.glob("*.json"))) == 4
+    assert capsys.readouterr().out.count(".wav") == 4
+    audio, rate = sf.read(wavs[0])
+    assert rate == MEL["sample_rate"] and len(audio) > 0
+    names = " ".join(w.name for w in wavs)
+    assert all(f"seed{seed}" in names for seed in (5, 6, 7, 8)) and "_high_" in names and "_low_" in names
+
+
+def test_generate_clips_draws_clip_i_from_seed_plus_i(gan_dir) -> None:
+    from audiodiff.vocoders import build_vocoder
+
+    model = load_generator(gan_dir)
+    vocoder = build_vocoder("griffinlim", model.mel.settings())
+    clips = model.generate_clips(["high", "low", "high"], vocoder, seed=5)
+    alone = model.generate_clips(["low"], vocoder, seed=6)
+    torch.testing.assert_close(alone[0].features, clips[1].features)
+    assert clips[2].metadata["seed"] == 7 and clips[2].metadata["prompt"] == "high"
+    assert clips[0].waveform.dim() == 2 and clips[0].waveform.shape[0] == 1 and clips[0].sample_rate == 8000
+    assert clips[0].waveform.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-p", "high", "--steps", "5"], "--steps only apply to diffusion models"),
+    (["-p", "middle"], "unknown label"),
+    ([], "needs --prompt"),
+])
+def test_cli_generator_errors_are_one_line(gan_dir, tmp_path, capsys, extra, message) -> None:
+    from audiodiff.cli import main
+
+    assert main(["generate", "--model", str(gan_dir), "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

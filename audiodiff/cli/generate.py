@@ -100,14 +100,53 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..generate import iter_generate
+    from ..generators import is_generator_folder
 
     prompts = read_prompts(args.prompt, args.prompts_file)
+    if is_generator_folder(args.model):
+        return _generate_one_shot(args, prompts)
     model, out = _model_and_out(args)
     return _write(args, model, out, lambda callback: iter_generate(
         model, num_samples=args.num_samples, prompt=prompts, negative_prompt=args.negative_prompt,
         guidance_scale=args.guidance_scale, guidance_rescale=args.guidance_rescale, seconds=args.seconds,
         steps=args.steps, sampler=sampler_spec(args, model), seed=args.seed, vocoder=args.vocoder, callback=callback,
         batch_size=args.batch_size, spacing=args.spacing, overlap=args.overlap, sigma_min=args.sigma_min))
+
+
+#: generate options that only a diffusion model takes, and their defaults
+DIFFUSION_ONLY = {"steps": None, "sampler": None, "sampler_arg": [], "spacing": None, "negative_prompt": None,
+                  "guidance_scale": None, "guidance_rescale": 0.0, "seconds": None, "overlap": 0.5,
+                  "sigma_min": None, "lora": []}
+
+
+def _generate_one_shot(args: argparse.Namespace, prompts: list[str] | None) -> int:
+    """``generate`` with a one-shot generator folder (a GAN or VAE of :mod:`audiodiff.generators`):
+    ``-n`` clips per prompt (a class label), clip ``i`` from seed ``--seed + i``, decoded by ``--vocoder``
+    (default: Griffin-Lim)."""
+    import torch
+
+    from ..generators import load_generator
+    from ..vocoders import build_vocoder
+
+    given = [f"--{k.replace('_', '-')}" for k, default in DIFFUSION_ONLY.items() if getattr(args, k, default) != default]
+    if given:
+        raise ConfigError(f"{', '.join(given)} only apply to diffusion models; a one-shot generator draws each "
+                          "clip in one pass")
+    if args.prefix is None:
+        args.prefix = args.default_prefix
+    check_prefix(args.prefix)
+    out = check_out_dir(args.out)
+    model, where = load_generator(args.model), device(args.device)
+    model = model.to(where) if where is not None else model
+    if not prompts:
+        raise ConfigError(f"a generator needs --prompt, one of its labels: {', '.join(model.labels)}")
+    vocoder = build_vocoder(args.vocoder or "griffinlim", model.mel.settings()).to(model.device)
+    labels = [p for p in prompts for _ in range(args.num_samples)]
+    seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+    clips = model.generate_clips(labels, vocoder, seed, batch_size=args.batch_size)
+    for path in write_clips(clips, model, out, args.prefix, args.plot, args.overwrite):
+        print(path)
+    return 0
 
 
 def _run_edit(args: argparse.Namespace, edit, shared: Sequence[str] = ("seed", "prompt", "negative_prompt"),

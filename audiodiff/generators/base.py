@@ -27,7 +27,7 @@ from torch import nn
 
 from ..audio.mel import Mel
 from ..checkpoint import load_built_folder, save_folder
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelLoadError
 
 #: config keys of a saved generator folder that describe it rather than build it
 METADATA_KEYS = ("audiodiff_version", "training")
@@ -77,6 +77,11 @@ class MelGenerator(nn.Module):
         return self.mel.seconds_for(self.frames)
 
     @property
+    def representation(self) -> Mel:
+        """The :class:`Mel` the model generates in (named as a diffusion model's, for clip writers)."""
+        return self.mel
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -119,6 +124,32 @@ class MelGenerator(nn.Module):
         generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         return self.mel.decode(self.sample_mels(labels, generator), vocoder)
 
+    @torch.no_grad()
+    def generate_clips(self, labels: Sequence[str], vocoder: nn.Module, seed: int = 0,
+                       batch_size: int = 50) -> list:
+        """One :class:`~audiodiff.audio.clip.Audio` per class name: clip ``i`` is drawn from seed ``seed + i``
+        (so any clip can be made again alone), decoded by ``vocoder``, clamped to [-1, 1], with its
+        normalised log-mel as ``features`` and a sidecar saying how it was made."""
+        from ..audio.clip import Audio
+        from ..vocoders import check_mel_settings
+
+        if hasattr(vocoder, "mel_settings"):
+            check_mel_settings(vocoder.mel_settings, self.mel.settings())
+        labels, clips = list(labels), []
+        index = self.label_indices(labels)  # checks every label before any work
+        for start in range(0, len(labels), batch_size):
+            rows = range(start, min(start + batch_size, len(labels)))
+            z = torch.stack([torch.randn(self.latent_shape(), generator=torch.Generator().manual_seed(seed + i))
+                             for i in rows])  # (b, *latent_shape)
+            mels = self.decode_latents(z.to(self.device), index[list(rows)]).float()  # (b, n_mels, frames)
+            waves = self.mel.decode(mels, vocoder).float().clamp(-1, 1).cpu()  # (b, 1, S)
+            for i, mel, wave in zip(rows, mels.cpu(), waves):
+                meta = {"index": i, "prompt": labels[i], "seed": seed + i, "model": self.config()["name"],
+                        "source": getattr(self, "source", None), "seconds": self.seconds,
+                        "vocoder": getattr(vocoder, "config", lambda: type(vocoder).__name__)()}
+                clips.append(Audio(wave, self.sample_rate, mel, meta))
+        return clips
+
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, dtype: torch.dtype | None = None,
              metadata: Mapping[str, Any] | None = None) -> Path:
@@ -127,6 +158,20 @@ class MelGenerator(nn.Module):
 
         config = {**copy.deepcopy(dict(metadata or {})), **self.config(), "audiodiff_version": __version__}
         return save_folder(folder, config, self.state_dict(), dtype)
+
+
+def is_generator_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` (or its ``model/``) holds a saved generator (its config names a registered one)."""
+    from ..checkpoint import CONFIG_NAME, read_config
+    from ..registry import names
+
+    for candidate in (Path(folder), Path(folder) / "model"):
+        if (candidate / CONFIG_NAME).is_file():
+            try:
+                return read_config(candidate).get("name") in names("generator")
+            except ModelLoadError:  # an unreadable config is the diffusion loader's error to report
+                return False
+    return False
 
 
 def load_generator(folder: str | os.PathLike) -> MelGenerator:
