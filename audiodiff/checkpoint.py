@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import ModelLoadError, shorten
+from .errors import ModelLoadError, first_line, shorten
 from .files import atomic_write_bytes, json_bytes
 
 CONFIG_NAME = "config.json"
@@ -85,7 +85,7 @@ def read_tensors(folder: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict[st
     try:
         return st_load(path.read_bytes())
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise ModelLoadError(f"{path} is not a valid safetensors file: {str(exc).splitlines()[0]}") from None
+        raise ModelLoadError(f"{path} is not a valid safetensors file: {first_line(exc)}") from None
 
 
 def load_built_folder(kind: str, folder: str | os.PathLike, metadata_keys: tuple[str, ...]) -> torch.nn.Module:

@@ -17,7 +17,7 @@ import operator
 import random
 from typing import Any
 
-from .errors import ConfigError, shorten
+from .errors import ConfigError, first_line, shorten
 
 #: device types that can run a model and hand audio back (not ``meta``)
 RUN_DEVICES = ("cpu", "cuda", "mps", "xpu")
@@ -93,7 +93,7 @@ def device(name: Any) -> str:
             raise RuntimeError(f"audio cannot be made on a {kind} device; use one of {', '.join(RUN_DEVICES)}")
         torch.empty(0, device=name)
     except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
-        raise ConfigError(f"device {shorten(str(name))} is not available: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"device {shorten(str(name))} is not available: {first_line(exc)}") from None
     return str(name)
 
 

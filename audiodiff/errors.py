@@ -52,3 +52,11 @@ def shorten(text: object, limit: int = 80) -> str:
     """``repr(text)`` cut to about ``limit`` characters, for naming user input in a one-line error."""
     shown = repr(text)
     return shown if len(shown) <= limit else f"{shown[:limit - 20]}...({len(shown)} characters)"
+
+
+def first_line(exc: object, limit: int | None = None) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), or its type's name when the
+    message is empty (an ``EOFError()`` from a truncated file has none)."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line[:limit] if limit is not None else line

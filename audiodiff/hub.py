@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from . import checks
 from .checkpoint import CONFIG_NAME
-from .errors import ModelLoadError
+from .errors import ModelLoadError, first_line
 from .model import DiffusionModel
 from .network import require_hub
 
@@ -65,7 +65,7 @@ def download(repo: str) -> Path:
     try:
         return Path(snapshot_download(**kwargs))
     except Exception as exc:  # network, auth, missing repo: one line for the user
-        raise ModelLoadError(f"cannot download {repo!r} from the Hugging Face Hub: {str(exc).splitlines()[0]}") from None
+        raise ModelLoadError(f"cannot download {repo!r} from the Hugging Face Hub: {first_line(exc)}") from None
 
 
 def load(name_or_dir: str | os.PathLike, device: Any = None, lora: Sequence[Any] = ()) -> DiffusionModel:

@@ -27,7 +27,7 @@ from torch import nn
 from . import checks
 from ._version import __version__
 from .checkpoint import CONFIG_NAME, path_in_folder, read_config, read_tensors, save_folder
-from .errors import ConfigError, ModelLoadError, SettingsMismatchError, shorten
+from .errors import ConfigError, ModelLoadError, SettingsMismatchError, first_line, shorten
 from .conditioning import CROSS_ROUTES, GLOBAL_ROUTES, concat_net_inputs, drop_prompts, keep_mask, net_inputs
 from .diffusion.variance import EpsSquareTable, hybrid_vlb_term, variance_fraction
 from .registry import build
@@ -349,7 +349,7 @@ class DiffusionModel(nn.Module):
         try:
             model = cls(config)
         except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise ModelLoadError(f"{Path(folder) / 'config.json'}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise ModelLoadError(f"{Path(folder) / 'config.json'}: {first_line(exc)}") from None
         for key, path in encoder_paths.items():
             model.conditioners[key].encoder_path = path
         expected = model.state_dict()

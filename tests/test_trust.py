@@ -633,3 +633,18 @@ def test_a_hub_encoder_is_fetched_without_pickles_and_checked(tmp_path, monkeypa
     assert calls["repo_id"] == "someone/encoder" and "*.bin" in calls["ignore"] and "*.pt" in calls["ignore"]
     with pytest.raises(ModelLoadError, match="pickle"):  # whatever arrived is checked before loading
         text.load_sentence_encoder("someone/encoder")
+
+
+def test_an_exception_without_a_message_still_gives_a_one_line_error(tmp_path):
+    """Random bytes can make the unpickler raise a bare ``EOFError()``: the error names its type."""
+    from audiodiff.errors import first_line
+    from audiodiff.training.checkpoints import read_state
+
+    assert first_line(EOFError()) == "EOFError" and first_line(ValueError("a\nb"), 1) == "a"
+    ckpt = tmp_path / "step_0000001"
+    ckpt.mkdir()
+    for blob in (b"", b"\x80\x02", os.urandom(64)):
+        (ckpt / "state.pt").write_bytes(blob)
+        with pytest.raises(TrainingError, match="cannot read") as err:
+            read_state(ckpt)
+        assert "\n" not in str(err.value)

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from ..errors import AudioError
+from ..errors import AudioError, first_line
 
 
 def load_audio(
@@ -49,7 +49,7 @@ def load_audio(
     except AudioError:
         raise
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, ...
-        raise AudioError(f"cannot decode audio file {path}: {str(exc).splitlines()[0]}") from None
+        raise AudioError(f"cannot decode audio file {path}: {first_line(exc)}") from None
     if data.shape[0] == 0:
         raise AudioError(f"audio file has no samples: {path}")
     if not np.isfinite(data).all():
@@ -111,5 +111,5 @@ def save_audio(path: str | os.PathLike, wave: torch.Tensor, sample_rate: int, ov
     try:
         sf.write(buffer, data, int(sample_rate), subtype="PCM_16", format=kind)
     except Exception as exc:
-        raise AudioError(f"cannot write audio file {path}: {str(exc).splitlines()[0]}") from None
+        raise AudioError(f"cannot write audio file {path}: {first_line(exc)}") from None
     return atomic_write_bytes(path, buffer.getvalue(), overwrite)

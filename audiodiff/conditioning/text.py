@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import AudiodiffError, ConfigError, ModelLoadError, shorten
+from ..errors import AudiodiffError, ConfigError, ModelLoadError, first_line, shorten
 from ..registry import register
 from .base import Cond, Conditioner, check_route
 
@@ -63,7 +63,7 @@ def resolve_model_path(name: str) -> str:
         return snapshot_download(repo_id=name, ignore_patterns=[f"*{suffix}" for suffix in PICKLE_SUFFIXES])
     except Exception as exc:
         raise ModelLoadError(f"cannot download sentence encoder {shorten(name)}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                             f"{first_line(exc)}") from None
 
 
 def check_encoder_folder(folder: str | os.PathLike) -> None:
@@ -102,7 +102,7 @@ def load_sentence_encoder(name: str, device: torch.device | str = "cpu"):
             model = SentenceTransformer(path, device=str(device), local_files_only=True, trust_remote_code=False,
                                         model_kwargs={"use_safetensors": True})
     except Exception as exc:
-        raise AudiodiffError(f"cannot load sentence encoder {shorten(name)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise AudiodiffError(f"cannot load sentence encoder {shorten(name)}: {first_line(exc)}") from None
     return model.eval().requires_grad_(False)
 
 
@@ -225,7 +225,7 @@ class TextConditioner(Conditioner):
                         raise ConfigError(f"text cache {path} holds {tuple(sent.shape)} features, config says {self.encoder_dim}")
                     self._cache[text] = (tok.float(), sent.float())
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
-            raise ConfigError(f"cannot read text cache {path}: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"cannot read text cache {path}: {first_line(exc)}") from None
         self.cache_size = max(self.cache_size, len(self._cache))
         return len(prompts)
 

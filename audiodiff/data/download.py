@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import DownloadError
+from ..errors import DownloadError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def download(url: str, dest: Path, sha256: str | None = None, progress: bool = T
             raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise DownloadError(f"cannot download {url} (offline? {str(reason).splitlines()[0]})") from None
+        raise DownloadError(f"cannot download {url} (offline? {first_line(reason)})") from None
     if sha256 is not None and sha256_file(part) != sha256:
         part.unlink()
         raise DownloadError(f"{url}: checksum mismatch (expected {sha256[:23]}...); the download was removed, try again")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..checkpoint import atomic_write_bytes
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 REQUIRED_KEYS: tuple[str, ...] = ("path", "duration", "sample_rate", "caption", "label", "split")
@@ -138,7 +138,7 @@ def _parse_line(line: str, folder: Path, where: str) -> ManifestItem:
             split=str(record["split"]),
         )
     except (TypeError, ValueError) as exc:  # ConfigError is a ValueError too
-        raise ConfigError(f"{where}: bad manifest item: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{where}: bad manifest item: {first_line(exc)}") from None
 
 
 def _optional_str(value: object) -> str | None:

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping
 import torch
 
 from ..checkpoint import CONFIG_NAME, read_tensors, write_config
-from ..errors import TrainingError
+from ..errors import TrainingError, first_line
 from ..files import atomic_write_bytes, fsync_dir
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def read_state(ckpt: Path) -> dict[str, Any]:
     try:
         return torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, a pickle of forbidden objects
-        raise TrainingError(f"cannot read {ckpt / 'state.pt'}: {str(exc).splitlines()[0][:200]}") from None
+        raise TrainingError(f"cannot read {ckpt / 'state.pt'}: {first_line(exc, 200)}") from None
 
 
 @contextlib.contextmanager
@@ -152,7 +152,7 @@ def state_errors(ckpt: Path) -> Iterator[None]:
     try:
         yield
     except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
-        raise TrainingError(f"{ckpt / 'state.pt'} does not fit this run: {str(exc).splitlines()[0][:200]}") from None
+        raise TrainingError(f"{ckpt / 'state.pt'} does not fit this run: {first_line(exc, 200)}") from None
 
 
 def load_weights(module: torch.nn.Module, ckpt: Path, name: str) -> None:
@@ -161,4 +161,4 @@ def load_weights(module: torch.nn.Module, ckpt: Path, name: str) -> None:
         module.load_state_dict(read_tensors(ckpt, name))
     except RuntimeError as exc:
         raise TrainingError(f"{ckpt / name} does not fit this model (another config?): "
-                            f"{str(exc).splitlines()[0][:200]}") from None
+                            f"{first_line(exc, 200)}") from None

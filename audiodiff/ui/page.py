@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import AudiodiffError, ConfigError
+from ..errors import AudiodiffError, ConfigError, first_line
 from .studio import MAX_PLAYERS, Cancelled, Result, Studio
 
 log = logging.getLogger(__name__)
@@ -380,5 +380,5 @@ def launch(out_dir: str | Path = "out/ui", host: str = "127.0.0.1", port: int | 
                                share=False, quiet=True, allowed_paths=[str(out_dir.resolve())], footer_links=[])
     except OSError as exc:  # the port is taken, the address is not this machine's, ...
         app.close()
-        raise ConfigError(f"cannot serve the page on {host}:{port or '7860+'}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"cannot serve the page on {host}:{port or '7860+'}: {first_line(exc)}") from None
     return app, url

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..errors import ConfigError, SettingsMismatchError
+from ..errors import ConfigError, SettingsMismatchError, first_line
 
 
 class Vocoder(nn.Module):
@@ -112,5 +112,5 @@ def load_vocoder_folder(folder: Any) -> Vocoder:
     try:
         vocoder.load_state_dict(read_tensors(folder))
     except RuntimeError as exc:
-        raise ModelLoadError(f"vocoder weights in {folder} do not match its config.json: {str(exc).splitlines()[0]}") from None
+        raise ModelLoadError(f"vocoder weights in {folder} do not match its config.json: {first_line(exc)}") from None
     return vocoder.eval()
