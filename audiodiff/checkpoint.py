@@ -88,6 +88,13 @@ def read_tensors(folder: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict[st
         raise ModelLoadError(f"{path} is not a valid safetensors file: {first_line(exc)}") from None
 
 
+def model_folder(folder: str | os.PathLike) -> Path:
+    """``folder``, or its ``model/`` when ``folder`` is a training run's folder (no config of its own)."""
+    if not (Path(folder) / CONFIG_NAME).is_file() and (Path(folder) / "model" / CONFIG_NAME).is_file():
+        return Path(folder) / "model"
+    return Path(folder)
+
+
 def load_built_folder(kind: str, folder: str | os.PathLike, metadata_keys: tuple[str, ...]) -> torch.nn.Module:
     """The module of registry ``kind`` saved in ``folder`` (or in a run folder's ``model/``), in eval mode.
 
@@ -98,8 +105,7 @@ def load_built_folder(kind: str, folder: str | os.PathLike, metadata_keys: tuple
     from .errors import ConfigError
     from .registry import build
 
-    if not (Path(folder) / CONFIG_NAME).is_file() and (Path(folder) / "model" / CONFIG_NAME).is_file():
-        folder = Path(folder) / "model"  # a training run's folder
+    folder = model_folder(folder)
     config = {k: v for k, v in read_config(folder).items() if k not in metadata_keys}
     tensors = read_tensors(folder)
     try:

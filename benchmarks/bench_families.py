@@ -54,7 +54,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -115,7 +115,6 @@ class Data:
     test_waves: torch.Tensor  # (N, 1, S) at 8 kHz, the recipe's windows
     test_labels: list[str]
     mel: Any  # audiodiff Mel with the shared statistics
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_data(settings: Settings, work: Path) -> Data:
@@ -238,11 +237,20 @@ class Diffusion(Family):
 class OneShot(Family):
     """What the GAN and the VAE share: a :class:`~audiodiff.generators.MelGenerator` folder."""
 
-    kwargs_name = ""
-
     def build_kwargs(self) -> dict[str, Any]:
         kwargs = {"mel": self.data.mel.config(), "labels": list(LABELS), "seconds": float(self.data.cfg.model.seconds)}
         return {**kwargs, **(TINY[self.name] if self.settings.tiny else {})}
+
+    def parts(self):  # pragma: no cover - interface
+        """``(generator class, its training function)``."""
+        raise NotImplementedError
+
+    def train(self, run: Path, seed: int, seconds: float) -> None:
+        model_class, train_fn = self.parts()
+        torch.manual_seed(seed)
+        model = model_class(**self.build_kwargs())
+        self.share_stats(model.mel)
+        train_fn(model, self.data.train, run, self.train_settings(seed, seconds), fit_stats=False)
 
     def load(self, run: Path):
         from audiodiff.generators import load_generator
@@ -259,27 +267,21 @@ class OneShot(Family):
 class GAN(OneShot):
     name = "gan"
 
-    def train(self, run: Path, seed: int, seconds: float) -> None:
+    def parts(self):
         from audiodiff.generators import MelGAN
         from audiodiff.training import train_gan
 
-        torch.manual_seed(seed)
-        model = MelGAN(**self.build_kwargs())
-        self.share_stats(model.mel)
-        train_gan(model, self.data.train, run, self.train_settings(seed, seconds), fit_stats=False)
+        return MelGAN, train_gan
 
 
 class VAE(OneShot):
     name = "vae"
 
-    def train(self, run: Path, seed: int, seconds: float) -> None:
+    def parts(self):
         from audiodiff.generators import MelCVAE
         from audiodiff.training import train_vae
 
-        torch.manual_seed(seed)
-        model = MelCVAE(**self.build_kwargs())
-        self.share_stats(model.mel)
-        train_vae(model, self.data.train, run, self.train_settings(seed, seconds), fit_stats=False)
+        return MelCVAE, train_vae
 
     def bits_per_dim(self, model, x0: torch.Tensor, labels: list[str], seed: int) -> float:
         from audiodiff.likelihood import DEFAULT_BIN_WIDTH
@@ -349,8 +351,9 @@ class Context:
     real: dict[str, Any]
 
 
-def evaluate_run(ctx: Context, family: Family, model, seed: int, n: int, full: bool) -> dict[str, Any]:
-    """Generate ``n`` clips (the digits in turn) and score them; with ``full``, also likelihood and speed."""
+def sample_and_score(ctx: Context, family: Family, model, seed: int, n: int, full: bool) -> dict[str, Any]:
+    """Generate ``n`` clips (the digits in turn) from seed ``10000 (seed + 1)`` and score them; with ``full``,
+    every diversity figure, the generation speed and the parameter count too."""
     labels = prompts(n)
     start = time.perf_counter()
     waves = family.sample(model, labels, 10_000 * (seed + 1), ctx.vocoder)
@@ -360,8 +363,14 @@ def evaluate_run(ctx: Context, family: Family, model, seed: int, n: int, full: b
         audio = waves.shape[-1] / ctx.data.mel.sample_rate * len(waves)
         out.update({"sample_seconds_per_clip": seconds / len(waves), "real_time_factor": audio / seconds,
                     "parameters": family.parameters(model)})
-        m = min(ctx.settings.likelihood_clips, len(ctx.data.test_waves))
-        picks = even_picks(len(ctx.data.test_waves), m)
+    return out
+
+
+def evaluate_run(ctx: Context, family: Family, model, seed: int, n: int, full: bool) -> dict[str, Any]:
+    """:func:`sample_and_score`; with ``full``, also bits/dim on the test clips (shared statistics)."""
+    out = sample_and_score(ctx, family, model, seed, n, full)
+    if full:
+        picks = even_picks(len(ctx.data.test_waves), min(ctx.settings.likelihood_clips, len(ctx.data.test_waves)))
         with torch.no_grad():
             x0 = ctx.data.mel.encode(ctx.data.test_waves[picks])  # (m, n_mels, frames), shared statistics
         out["bits_per_dim"] = family.bits_per_dim(model, x0, [ctx.data.test_labels[i] for i in picks], seed)
@@ -408,11 +417,11 @@ def run_one(ctx: Context, family: Family, seed: int, root: Path) -> dict[str, An
 
 
 def last_step(run: Path) -> int:
-    """The optimizer step of the run's newest checkpoint."""
-    from audiodiff.training.checkpoints import checkpoint_step
+    """The optimizer step of the run's newest intact checkpoint (0 before the first)."""
+    from audiodiff.training.checkpoints import checkpoint_step, latest_checkpoint
 
-    pointer = run / "checkpoints" / "latest"
-    return checkpoint_step(run / "checkpoints" / pointer.read_text().strip()) if pointer.is_file() else 0
+    ckpt = latest_checkpoint(run, needed=())  # the files besides state.pt and config.json differ by family
+    return checkpoint_step(ckpt) if ckpt is not None else 0
 
 
 def read_losses(run: Path, keys: Sequence[str]) -> dict[str, list[list[float]]]:
@@ -422,7 +431,7 @@ def read_losses(run: Path, keys: Sequence[str]) -> dict[str, list[list[float]]]:
     return {k: [[r["step"], r[k]] for r in records if isinstance(r.get(k), (int, float))] for k in keys}
 
 
-def reference(data: Data, judge, vocoder, settings: Settings) -> tuple[Judged, dict[str, Any]]:
+def reference(data: Data, judge, vocoder) -> tuple[Judged, dict[str, Any]]:
     """The test clips' judge outputs, and the real clips' own figures (the floor of every metric):
     accuracy, FD between alternate halves, same-digit distance, and the same through the vocoder."""
     from audiodiff.metrics import frechet_distance, inception_score, modified_inception_score
@@ -452,7 +461,7 @@ def run(settings: Settings, work: Path) -> tuple[str, dict[str, Any]]:
     data = load_data(settings, work)
     vocoder = audiodiff.load("speech").trained_vocoder
     judge = load_judge("speech")
-    ref, real = reference(data, judge, vocoder, settings)
+    ref, real = reference(data, judge, vocoder)
     ctx = Context(data, settings, judge, vocoder, ref, real)
     results = {name: [run_one(ctx, FAMILY_CLASSES[name](data, settings), seed, work)
                       for seed in settings.seeds] for name in settings.families}
@@ -472,15 +481,8 @@ def score_reference_model(ctx: Context, work: Path) -> dict[str, Any]:
     if path.is_file() and json.loads(path.read_text()).get("name") == ctx.settings.reference_model:
         return json.loads(path.read_text())
     model = audiodiff.load(ctx.settings.reference_model)
-    family = Diffusion(ctx.data, ctx.settings)
-    labels = prompts(ctx.settings.clips)
-    start = time.perf_counter()
-    waves = family.sample(model, labels, 10_000, ctx.vocoder)
-    seconds = time.perf_counter() - start
-    out = scores(judge_waves(ctx.judge, waves, labels, ctx.data.mel.sample_rate), ctx.ref, ctx.judge, 0, True)
-    out.update({"name": ctx.settings.reference_model, "parameters": family.parameters(model),
-                "sample_seconds_per_clip": seconds / len(waves),
-                "real_time_factor": waves.shape[-1] / ctx.data.mel.sample_rate * len(waves) / seconds,
+    out = sample_and_score(ctx, Diffusion(ctx.data, ctx.settings), model, 0, ctx.settings.clips, True)
+    out.update({"name": ctx.settings.reference_model,
                 "sampler": f"{model.config['sampler']['name']}, {model.config['steps']} steps, "
                            f"guidance {model.config['guidance_scale']}"})
     path.write_text(json.dumps(out, indent=1))

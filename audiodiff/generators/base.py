@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..audio.mel import Mel
-from ..checkpoint import load_built_folder, save_folder
+from ..checkpoint import load_built_folder, model_folder, save_folder
 from ..errors import ConfigError, ModelLoadError
 
 #: config keys of a saved generator folder that describe it rather than build it
@@ -101,6 +102,21 @@ class MelGenerator(nn.Module):
                               f"{', '.join(self.labels)}")
         return torch.tensor([index[n] for n in labels], dtype=torch.long, device=self.device)
 
+    @torch.no_grad()
+    def batch_mels(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Normalised log-mels ``(B, n_mels, frames)`` of a data batch, exactly :attr:`frames` long: its
+        ``"waveform"`` ``(B, 1, S)`` cut, or padded with silence, to :attr:`clip_seconds` and encoded, or
+        its cached log-mel ``"features"`` ``(B, n_mels, T)`` cut or padded with the silence level."""
+        mel, frames, device = self.mel, self.frames, self.mel.mean.device
+        if "features" in batch:
+            log_mel = batch["features"][..., :frames].to(device)  # (B, n_mels, T) -> (B, n_mels, <= frames)
+            silence = math.log(mel.log_floor)
+            return mel.normalize(F.pad(log_mel, (0, frames - log_mel.shape[-1]), value=silence))
+        samples = round(self.clip_seconds * mel.sample_rate)  # mel.frames_for_samples(samples) == frames
+        wave = batch["waveform"][..., :samples]  # (B, 1, S) -> (B, 1, <= samples)
+        wave = F.pad(wave, (0, samples - wave.shape[-1]))  # -> (B, 1, samples)
+        return mel.encode(wave.to(device, non_blocking=True))
+
     # -- sampling -------------------------------------------------------------------------------
     def decode_latents(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -113,14 +129,18 @@ class MelGenerator(nn.Module):
         z = torch.randn((len(index), *self.latent_shape()), generator=generator)
         return self.decode_latents(z.to(self.device), index).float()
 
-    @torch.no_grad()
-    def generate(self, labels: Sequence[str], vocoder: nn.Module, seed: int | None = None) -> torch.Tensor:
-        """Waveforms ``(B, 1, S)`` at :attr:`sample_rate`: :meth:`sample_mels` decoded by ``vocoder``
-        (whose mel settings must match the model's)."""
+    def check_vocoder(self, vocoder: nn.Module) -> None:
+        """A trained vocoder's mel settings must be the model's (:class:`SettingsMismatchError`)."""
         from ..vocoders import check_mel_settings
 
         if hasattr(vocoder, "mel_settings"):
             check_mel_settings(vocoder.mel_settings, self.mel.settings())
+
+    @torch.no_grad()
+    def generate(self, labels: Sequence[str], vocoder: nn.Module, seed: int | None = None) -> torch.Tensor:
+        """Waveforms ``(B, 1, S)`` at :attr:`sample_rate`: :meth:`sample_mels` decoded by ``vocoder``
+        (whose mel settings must match the model's)."""
+        self.check_vocoder(vocoder)
         generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         return self.mel.decode(self.sample_mels(labels, generator), vocoder)
 
@@ -131,10 +151,8 @@ class MelGenerator(nn.Module):
         (so any clip can be made again alone), decoded by ``vocoder``, clamped to [-1, 1], with its
         normalised log-mel as ``features`` and a sidecar saying how it was made."""
         from ..audio.clip import Audio
-        from ..vocoders import check_mel_settings
 
-        if hasattr(vocoder, "mel_settings"):
-            check_mel_settings(vocoder.mel_settings, self.mel.settings())
+        self.check_vocoder(vocoder)
         labels, clips = list(labels), []
         index = self.label_indices(labels)  # checks every label before any work
         for start in range(0, len(labels), batch_size):
@@ -165,13 +183,13 @@ def is_generator_folder(folder: str | os.PathLike) -> bool:
     from ..checkpoint import CONFIG_NAME, read_config
     from ..registry import names
 
-    for candidate in (Path(folder), Path(folder) / "model"):
-        if (candidate / CONFIG_NAME).is_file():
-            try:
-                return read_config(candidate).get("name") in names("generator")
-            except ModelLoadError:  # an unreadable config is the diffusion loader's error to report
-                return False
-    return False
+    folder = model_folder(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        return False
+    try:
+        return read_config(folder).get("name") in names("generator")
+    except ModelLoadError:  # an unreadable config is the diffusion loader's error to report
+        return False
 
 
 def load_generator(folder: str | os.PathLike) -> MelGenerator:

@@ -16,7 +16,7 @@ them rather than SpecGAN's WGAN-GP.  The generator's weights are averaged (EMA, 
 from, Brock et al. 2019, sec. 4) and the average is what is exported.
 
 Data: batches as :mod:`audiodiff.data` datasets give them (``{"waveform": (B, 1, S), "label": list[str],
-...}``, or cached log-mel ``"features"``); the waveforms are cut (or zero-padded) to the generator's
+...}``, or cached log-mel ``"features"``); the waveforms are cut (or padded with silence) to the generator's
 ``seconds`` and encoded by its :class:`~audiodiff.audio.mel.Mel`, whose statistics are fitted on the
 first batches of a fresh run (as :func:`~audiodiff.training.fit` fits a diffusion model's).
 
@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoint import read_config, tensors_to_bytes
@@ -155,7 +154,6 @@ class GANTrainer:
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas)
         self.noise_gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
         self.sampler = ResumableSampler(len(dataset), cfg.seed)
-        self.samples = round(model.clip_seconds * model.sample_rate)  # waveform samples of one clip
         self.samples_per_step = cfg.batch_size * cfg.d_steps_per_g
         self.batches_per_step = cfg.d_steps_per_g
         self.ema: EMA
@@ -203,16 +201,9 @@ class GANTrainer:
             yield group, time.perf_counter() - t0
 
     def real_mels(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch's normalised log-mels ``(B, n_mels, frames)`` (its waveforms cut or zero-padded to the
-        generator's ``seconds``, or its cached ``"features"``) and label indices ``(B,)``."""
-        gan = self.generator
-        labels = gan.label_indices(batch["label"])
-        with torch.no_grad():
-            if "features" in batch:
-                x = gan.mel.normalize(batch["features"].to(self.device))
-            else:
-                x = gan.mel.encode(_fit_length(batch["waveform"], self.samples).to(self.device, non_blocking=True))
-        return _fit_length(x, gan.frames), labels
+        """A batch's normalised log-mels ``(B, n_mels, frames)`` (:meth:`MelGenerator.batch_mels`) and
+        label indices ``(B,)``."""
+        return self.generator.batch_mels(batch), self.generator.label_indices(batch["label"])
 
     def step(self, group: list, state: TrainState) -> tuple[dict[str, float], bool]:
         self.set_lr(state.step)
@@ -261,11 +252,6 @@ class GANTrainer:
             set_rng_state(saved["rng"], self.noise_gen)
             state.restore(saved)
         log.info("resumed GAN training from %s (step %d)", ckpt, state.step)
-
-
-def _fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
-    """``(..., T) -> (..., length)``: the first ``length`` entries, or zeros appended."""
-    return F.pad(x[..., :length], (0, max(0, length - x.shape[-1])))
 
 
 def _train_step(parts: GANTrainer, group: list, step: int) -> tuple[dict[str, float], bool]:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -87,18 +86,8 @@ class VAEObjective(nn.Module):
         return self.model.config()
 
     def encode_batch(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Normalised log-mels ``(B, n_mels, frames)`` of a batch's ``"waveform"`` ``(B, 1, S)`` (cropped,
-        or padded with silence, to the model's clip length) or cached log-mel ``"features"``."""
-        mel, frames = self.model.mel, self.model.frames
-        device = mel.mean.device
-        if "features" in batch:
-            log_mel = batch["features"][..., :frames].to(device)  # (B, n_mels, T) -> (B, n_mels, <= frames)
-            silence = math.log(mel.log_floor)
-            return mel.normalize(F.pad(log_mel, (0, frames - log_mel.shape[-1]), value=silence))
-        samples = round(self.model.clip_seconds * mel.sample_rate)  # mel.frames_for_samples(samples) == frames
-        wave = batch["waveform"][..., :samples]  # (B, 1, S) -> (B, 1, <= samples)
-        wave = F.pad(wave, (0, samples - wave.shape[-1]))  # -> (B, 1, samples)
-        return mel.encode(wave.to(device, non_blocking=True))
+        """Normalised log-mels ``(B, n_mels, frames)`` of a batch (:meth:`MelGenerator.batch_mels`)."""
+        return self.model.batch_mels(batch)
 
     def conditioning_inputs(self, batch: Mapping[str, Any], train: bool = False,
                             generator: torch.Generator | None = None) -> dict[str, Any]:
